@@ -1,0 +1,1 @@
+"""Corpus stage: read documents, split sentences, link mentions to KG nodes."""

@@ -1,0 +1,1 @@
+"""Training-data stage: tokenised shards, subgraph sampling, MLM masking and batches."""

@@ -1,0 +1,1 @@
+"""Evaluation: zero-shot entity linking, downstream fine-tuning, reports."""

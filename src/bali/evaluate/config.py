@@ -1,0 +1,22 @@
+"""Settings of `bali eval`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EvalConfig(BaseModel):
+    """Zero-shot linking protocol and downstream tasks to run after training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    linking_mentions: str | None = None
+    linking_format: Literal["pubtator", "biosyn", "heldout"] = "heldout"
+    linking_dictionary: str | None = None
+    entity_types: list[str] = Field(default_factory=list)
+    pooling: list[Literal["mean", "cls"]] = Field(default_factory=lambda: ["mean"])
+    heldout_max_concepts: int = Field(default=2000, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    seed: int = 42

@@ -1,0 +1,1 @@
+"""Downstream task readers, one module per format."""

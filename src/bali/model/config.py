@@ -1,0 +1,30 @@
+"""Settings of the BALI model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelConfig(BaseModel):
+    """LM, graph encoder and losses; defaults follow the published PubMedBERT + GAT command."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "builtin"
+    graph_encoder: Literal["gat", "sage", "linear"] = "gat"
+    loss: Literal["infonce", "ms"] = "infonce"
+    temperature: float = Field(default=0.07, gt=0.0)
+    alignment_weight: float = Field(default=1.0, ge=0.0)
+    ms_alpha: float = 2.0
+    ms_beta: float = 50.0
+    ms_base: float = 0.5
+    gnn_layers: int = Field(default=5, ge=1)
+    gnn_heads: int = Field(default=2, ge=1)
+    gnn_hidden: int | None = Field(default=None, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    attention_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    text_pooling_layer: int = -1
+    name_pooling: Literal["mean", "cls"] = "mean"
+    mlm_head: Literal["fresh", "checkpoint"] = "fresh"

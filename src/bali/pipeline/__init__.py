@@ -1,0 +1,1 @@
+"""End-to-end orchestration: `bali run CONFIG.yaml` and `bali demo`."""

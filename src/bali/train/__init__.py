@@ -1,0 +1,1 @@
+"""Training loop on Hugging Face Accelerate, checkpoints and resume."""
