@@ -1,0 +1,277 @@
+"""The KG artefact: dense node ids, concept table, names, cross-references and a CSR edge list.
+
+Every source (UMLS, OBO, TSV, the embedded default) reduces to the same columnar pieces and calls
+:func:`write_kg`; every consumer calls :meth:`KnowledgeGraph.load`. Arrays are ``.npy`` files that
+load with ``mmap_mode="r"``, tables are Parquet, so a UMLS-sized graph (millions of nodes, tens of
+millions of edges) is never turned into per-row Python objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from bali.artifacts import read_manifest, write_json_atomic
+from bali.errors import BadInputError
+from bali.ids import normalise_id
+
+CONCEPTS = "concepts.parquet"
+NAMES = "names.parquet"
+NAMES_INDPTR = "names_indptr.npy"
+XREFS = "xrefs.parquet"
+DEFINITIONS = "definitions.parquet"
+GRAPH_INDPTR = "graph_indptr.npy"
+GRAPH_INDICES = "graph_indices.npy"
+GRAPH_RELATIONS = "graph_relations.npy"
+RELATIONS = "relations.json"
+HELDOUT = "heldout_synonyms.tsv"
+
+
+@dataclass
+class Relation:
+    """One entry of the relation vocabulary; ``phrase`` reads "neighbour PHRASE target"."""
+
+    name: str
+    rel: str = ""
+    rela: str = ""
+    phrase: str = ""
+
+    def as_dict(self, relation_id: int) -> dict[str, Any]:
+        return {
+            "id": relation_id,
+            "name": self.name,
+            "rel": self.rel,
+            "rela": self.rela,
+            "phrase": self.phrase or self.name.replace("_", " "),
+        }
+
+
+def dedupe_names(node_ids: np.ndarray, names: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Group names by node (stable), drop case-insensitive duplicates and empty names.
+
+    The first surface form of each (node, lower-cased name) pair is kept, so a caller that lists the
+    preferred name first keeps it first.
+    """
+    names = pa.array(names, type=pa.string()) if not isinstance(names, pa.Array) else names.cast(pa.string())
+    node_ids = np.asarray(node_ids, dtype=np.int64)
+    stripped = pc.utf8_trim_whitespace(names)
+    keep = pc.greater(pc.utf8_length(stripped), 0).to_numpy(zero_copy_only=False)
+    order = np.nonzero(keep)[0]
+    table = pa.table(
+        {
+            "node": pa.array(node_ids[order]),
+            "key": pc.utf8_lower(stripped.take(pa.array(order))),
+            "pos": pa.array(order, type=pa.int64()),
+        }
+    )
+    firsts = table.group_by(["node", "key"], use_threads=False).aggregate([("pos", "min")])
+    first_pos = np.sort(firsts.column("pos_min").to_numpy())
+    # Stable group by node, keeping the caller's order within a node.
+    kept_nodes = node_ids[first_pos]
+    grouped = first_pos[np.argsort(kept_nodes, kind="stable")]
+    return node_ids[grouped], stripped.take(pa.array(grouped))
+
+
+def build_csr(
+    num_nodes: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    rel: np.ndarray,
+    keep_self_loops: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deduplicate (src, dst, rel) triples and sort them into CSR arrays, all vectorised."""
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    rel = np.asarray(rel, dtype=np.int64)
+    if not keep_self_loops:
+        mask = src != dst
+        src, dst, rel = src[mask], dst[mask], rel[mask]
+    num_rel = int(rel.max()) + 1 if rel.size else 1
+    key = (src * num_nodes + dst) * num_rel + rel
+    key = np.unique(key)  # sorted by src, then dst, then rel
+    rel = (key % num_rel).astype(np.int32)
+    pair = key // num_rel
+    dst = (pair % num_nodes).astype(np.int32)
+    src = pair // num_nodes
+    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=num_nodes), out=indptr[1:])
+    return indptr, dst, rel
+
+
+def write_kg(
+    out_dir: str | Path,
+    *,
+    concepts: pa.Table,
+    name_node_ids: np.ndarray,
+    names: pa.Array | Sequence[str],
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    relations: Sequence[Relation],
+    xrefs: pa.Table | None = None,
+    definitions: pa.Table | None = None,
+    keep_self_loops: bool = True,
+) -> dict[str, Any]:
+    """Write the artefact files into ``out_dir`` (the caller's temporary directory) and return counts.
+
+    ``concepts`` has one row per node in node-id order with columns ``source_id``,
+    ``preferred_name`` and optionally ``semantic_types``/``sources`` (list<string>). ``xrefs`` has
+    ``key`` (normalised here), ``node_id`` and ``preferred``; each node's own ``source_id`` is added.
+    The caller writes the manifest (it knows the inputs and settings).
+    """
+    out = Path(out_dir)
+    num_nodes = concepts.num_rows
+    if num_nodes == 0:
+        raise BadInputError("the knowledge graph is empty after filtering: no concepts left")
+    for column in ("semantic_types", "sources"):
+        if column not in concepts.column_names:
+            concepts = concepts.append_column(
+                column, pa.array([[] for _ in range(num_nodes)], pa.list_(pa.string()))
+            )
+    concepts = concepts.select(["source_id", "preferred_name", "semantic_types", "sources"])
+    pq.write_table(concepts, out / CONCEPTS)
+
+    node_of_name, kept_names = dedupe_names(name_node_ids, names)
+    pq.write_table(pa.table({"name": kept_names}), out / NAMES)
+    names_indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(node_of_name, minlength=num_nodes), out=names_indptr[1:])
+    np.save(out / NAMES_INDPTR, names_indptr)
+
+    own = pa.table(
+        {
+            "key": concepts.column("source_id").combine_chunks(),
+            "node_id": pa.array(np.arange(num_nodes, dtype=np.int32)),
+            "preferred": pa.array(np.ones(num_nodes, dtype=bool)),
+        }
+    )
+    if xrefs is not None and xrefs.num_rows:
+        keys = [normalise_id(k) for k in xrefs.column("key").to_pylist()]
+        xrefs = pa.table(
+            {
+                "key": pa.array(keys, pa.string()),
+                "node_id": xrefs.column("node_id").cast(pa.int32()),
+                "preferred": xrefs.column("preferred").cast(pa.bool_()),
+            }
+        )
+        own = pa.concat_tables([own, xrefs])
+    pq.write_table(own, out / XREFS)
+
+    if definitions is None:
+        definitions = pa.table({"node_id": pa.array([], pa.int32()), "text": pa.array([], pa.string())})
+    pq.write_table(definitions, out / DEFINITIONS)
+
+    src, dst, rel = edges
+    indptr, indices, rel_ids = build_csr(num_nodes, src, dst, rel, keep_self_loops)
+    np.save(out / GRAPH_INDPTR, indptr)
+    np.save(out / GRAPH_INDICES, indices)
+    np.save(out / GRAPH_RELATIONS, rel_ids)
+    write_json_atomic(out / RELATIONS, [r.as_dict(i) for i, r in enumerate(relations)])
+
+    per_relation = (
+        np.bincount(rel_ids, minlength=len(relations)) if rel_ids.size else np.zeros(len(relations))
+    )
+    return {
+        "concepts": num_nodes,
+        "names": int(names_indptr[-1]),
+        "nodes_without_names": int(np.count_nonzero(np.diff(names_indptr) == 0)),
+        "edges": int(indices.size),
+        "edges_per_relation": {r.name: int(n) for r, n in zip(relations, per_relation, strict=True) if n},
+        "xrefs": own.num_rows,
+        "definitions": definitions.num_rows,
+    }
+
+
+class KnowledgeGraph:
+    """Read-only view of a KG artefact; arrays are memory-mapped."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.manifest = read_manifest(self.directory, "kg")
+        d = self.directory
+        self._concepts = pq.read_table(d / CONCEPTS)
+        self.source_ids: list[str] = self._concepts.column("source_id").to_pylist()
+        self.preferred_names: list[str] = self._concepts.column("preferred_name").to_pylist()
+        self._names: pa.Array = pq.read_table(d / NAMES).column("name").combine_chunks()
+        self.names_indptr = np.load(d / NAMES_INDPTR, mmap_mode="r")
+        self.indptr = np.load(d / GRAPH_INDPTR, mmap_mode="r")
+        self.indices = np.load(d / GRAPH_INDICES, mmap_mode="r")
+        self.relations = np.load(d / GRAPH_RELATIONS, mmap_mode="r")
+        relations = json.loads((d / RELATIONS).read_text(encoding="utf-8"))
+        self.relation_names: list[str] = [r["name"] for r in relations]
+        self.relation_phrases: list[str] = [r["phrase"] for r in relations]
+        self._xref_index: dict[str, list[int]] | None = None
+        self._node_index: dict[str, int] | None = None
+
+    @classmethod
+    def load(cls, directory: str | Path) -> KnowledgeGraph:
+        return cls(directory)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.source_ids)
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def semantic_types(self) -> list[list[str]]:
+        return self._concepts.column("semantic_types").to_pylist()
+
+    def names(self, node_id: int) -> list[str]:
+        """All names of a node, preferred first."""
+        start, end = int(self.names_indptr[node_id]), int(self.names_indptr[node_id + 1])
+        return self._names.slice(start, end - start).to_pylist()
+
+    def all_names(self) -> tuple[list[str], np.ndarray]:
+        """Every name with the node it belongs to (names grouped by node, preferred first)."""
+        node_ids = np.repeat(np.arange(self.num_nodes, dtype=np.int32), np.diff(self.names_indptr))
+        return self._names.to_pylist(), node_ids
+
+    def neighbours(self, node_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour node ids and the relation id of each edge."""
+        start, end = int(self.indptr[node_id]), int(self.indptr[node_id + 1])
+        return np.asarray(self.indices[start:end]), np.asarray(self.relations[start:end])
+
+    def node_id(self, source_id: str) -> int | None:
+        """Node id of a source identifier (CUI, ``HP:0001250``, ...)."""
+        if self._node_index is None:
+            self._node_index = {s: i for i, s in enumerate(self.source_ids)}
+        return self._node_index.get(source_id)
+
+    def lookup_xref(self, key: str) -> list[int]:
+        """Nodes carrying a cross-reference (normalised), preferred atoms first."""
+        if self._xref_index is None:
+            table = pq.read_table(self.directory / XREFS)
+            keys = table.column("key").to_pylist()
+            nodes = table.column("node_id").to_numpy()
+            preferred = table.column("preferred").to_numpy(zero_copy_only=False)
+            order = np.argsort(~preferred, kind="stable")
+            index: dict[str, list[int]] = {}
+            for i in order:
+                bucket = index.setdefault(keys[i], [])
+                node = int(nodes[i])
+                if node not in bucket:
+                    bucket.append(node)
+            self._xref_index = index
+        return list(self._xref_index.get(normalise_id(key), []))
+
+    def definitions(self) -> Iterator[tuple[int, str]]:
+        """(node id, definition text) pairs."""
+        table = pq.read_table(self.directory / DEFINITIONS)
+        yield from zip(table.column("node_id").to_pylist(), table.column("text").to_pylist(), strict=True)
+
+    def heldout_path(self) -> Path | None:
+        """The held-out synonyms file, when the KG was built with ``--holdout-synonyms``."""
+        path = self.directory / HELDOUT
+        return path if path.exists() else None
+
+    def summary(self) -> Mapping[str, Any]:
+        """The counts recorded in the manifest."""
+        return self.manifest.get("counts", {})
