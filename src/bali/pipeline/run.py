@@ -1,0 +1,169 @@
+"""`bali run CONFIG.yaml`: every stage in order, skipping what is up to date.
+
+Each stage writes one artefact directory under ``config.out_dir``. Beside them, a stamp per stage
+(``.stamps/<stage>.json``) records the hash of the stage's settings (source files' fingerprints
+included), a fresh run id, and the run ids of the upstream stages it was built from; a stage whose
+stamp matches and whose artefact exists is skipped. Rebuilding a stage gives it a new run id, so
+everything downstream reruns. Training is
+the one stage that resumes instead of restarting: an interrupted run continues from its latest
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bali.artifacts import MANIFEST, fingerprint, settings_hash, write_json_atomic
+from bali.config import BaliConfig
+from bali.errors import BadInputError
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("kg", "corpus", "data", "train", "eval")
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What a stage reads, what it writes and the settings that decide whether it must rerun."""
+
+    name: str
+    output: Path
+    upstream: tuple[str, ...]  # stage names
+    settings: dict[str, Any]
+    done_marker: str  # a file inside ``output`` that exists only when the stage completed
+
+
+class Pipeline:
+    """Resolves stage directories and runs stages, skipping those whose stamps match."""
+
+    def __init__(self, config: BaliConfig) -> None:
+        self.config = config
+        self.root = Path(config.out_dir)
+        self.kg_dir = self.root / "kg"
+        self.corpus_dir = self.root / "corpus"
+        self.data_dir = self.root / "data"
+        self.run_dir = self.root / "run"
+        self.eval_dir = self.root / "eval"
+        self.stamp_dir = self.root / ".stamps"
+
+    def plan(self, stage: str) -> StagePlan:
+        c = self.config
+        model = {"name": c.model.name}
+        if stage == "kg":
+            return StagePlan(
+                "kg", self.kg_dir, (), {"kg": c.kg.model_dump(mode="json"), **self._kg_inputs()}, MANIFEST
+            )
+        if stage == "corpus":
+            return StagePlan(
+                "corpus",
+                self.corpus_dir,
+                ("kg",),
+                {"corpus": c.corpus.model_dump(mode="json")},
+                MANIFEST,
+            )
+        if stage == "data":
+            return StagePlan(
+                "data",
+                self.data_dir,
+                ("kg", "corpus"),
+                {"data": c.data.model_dump(mode="json"), "model": model},
+                MANIFEST,
+            )
+        if stage == "train":
+            return StagePlan(
+                "train",
+                self.run_dir,
+                ("data",),
+                {"model": c.model.model_dump(mode="json"), "train": c.train.model_dump(mode="json")},
+                "final/config.json",
+            )
+        if stage == "eval":
+            return StagePlan(
+                "eval",
+                self.eval_dir,
+                ("kg", "train"),
+                {"eval": c.eval.model_dump(mode="json"), "model": model},
+                "results.json",
+            )
+        raise BadInputError(f"unknown stage '{stage}'; expected one of {', '.join(STAGES)}")
+
+    def _kg_inputs(self) -> dict[str, Any]:
+        """Fingerprints of the KG's source files, so editing an ontology rebuilds the graph."""
+        kg = self.config.kg
+        paths = [*kg.obo_files, kg.umls_dir, kg.tsv_concepts, kg.tsv_edges, kg.restrict_to]
+        return {"sources": {str(p): fingerprint(p) for p in paths if p}}
+
+    def _read_stamp(self, stage: str) -> dict[str, Any] | None:
+        path = self.stamp_dir / f"{stage}.json"
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return None
+
+    def _expected(self, plan: StagePlan) -> dict[str, Any]:
+        upstream = {name: (self._read_stamp(name) or {}).get("run_id") for name in plan.upstream}
+        return {"settings": settings_hash(plan.settings), "upstream": upstream}
+
+    def is_up_to_date(self, plan: StagePlan) -> bool:
+        stamp = self._read_stamp(plan.name)
+        if stamp is None or not (plan.output / plan.done_marker).exists():
+            return False
+        expected = self._expected(plan)
+        return stamp.get("settings") == expected["settings"] and stamp.get("upstream") == expected["upstream"]
+
+    def mark_done(self, plan: StagePlan) -> None:
+        stamp = {**self._expected(plan), "run_id": time.time_ns()}
+        write_json_atomic(self.stamp_dir / f"{plan.name}.json", stamp)
+
+    def run(
+        self,
+        stages: tuple[str, ...] = STAGES,
+        force_from: str | None = None,
+        progress: Callable[[str], None] = print,
+    ) -> dict[str, Any]:
+        """Run ``stages`` in order. ``force_from`` reruns that stage and every later one."""
+        if force_from is not None and force_from not in stages:
+            raise BadInputError(f"--from {force_from}: expected one of {', '.join(stages)}")
+        forced = False
+        distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        report: dict[str, Any] = {"out_dir": str(self.root), "stages": {}}
+        for stage in stages:
+            forced = forced or stage == force_from
+            plan = self.plan(stage)
+            if distributed and stage != "train":
+                # Under `accelerate launch` only the main process builds artefacts; the others
+                # wait for it and reuse what it wrote.
+                from accelerate import PartialState
+
+                state = PartialState()
+                with state.main_process_first():
+                    if state.is_main_process:
+                        report["stages"][stage] = self._run_stage(plan, forced, progress)
+                    else:
+                        report["stages"][stage] = {"status": "main process", "output": str(plan.output)}
+            else:
+                report["stages"][stage] = self._run_stage(plan, forced, progress)
+        return report
+
+    def _run_stage(self, plan: StagePlan, forced: bool, progress: Callable[[str], None]) -> dict[str, Any]:
+        from bali.pipeline.stages import RUNNERS
+
+        if not forced and self.is_up_to_date(plan):
+            progress(f"[{plan.name}] up to date: {plan.output}")
+            return {"status": "skipped", "output": str(plan.output)}
+        progress(f"[{plan.name}] running -> {plan.output}")
+        start = time.perf_counter()
+        result = RUNNERS[plan.name](self, forced)
+        elapsed = time.perf_counter() - start
+        self.mark_done(plan)
+        progress(f"[{plan.name}] done in {elapsed:.1f}s")
+        return {"status": "ran", "output": str(plan.output), "seconds": round(elapsed, 1), "result": result}

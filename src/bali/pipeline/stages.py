@@ -1,0 +1,75 @@
+"""How `bali run` calls each stage: thin adapters from the pipeline's directories to stage functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bali.lm import BUILTIN
+
+if TYPE_CHECKING:
+    from bali.pipeline.run import Pipeline
+
+
+def run_kg(p: Pipeline, fresh: bool) -> dict[str, Any]:
+    from bali.kg.build import build_kg
+
+    return build_kg(p.config.kg, p.kg_dir, overwrite=True)
+
+
+def run_corpus(p: Pipeline, fresh: bool) -> dict[str, Any]:
+    from bali.corpus.link import link_corpus
+
+    return link_corpus(p.kg_dir, p.corpus_dir, p.config.corpus, overwrite=True)
+
+
+def run_data(p: Pipeline, fresh: bool) -> dict[str, Any]:
+    from bali.data.encode import build_dataset
+
+    return build_dataset(
+        p.kg_dir, p.corpus_dir, p.config.model.name, p.data_dir, p.config.data, overwrite=True
+    )
+
+
+def run_train(p: Pipeline, fresh: bool) -> dict[str, Any]:
+    """Resume an interrupted run unless the stage is forced (then start over)."""
+    from bali.train.trainer import train
+
+    resume = not fresh and (p.run_dir / "checkpoints").exists()
+    return train(p.config, p.data_dir, p.run_dir, resume=resume, overwrite=not resume)
+
+
+def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
+    """Zero-shot linking of the base model and the trained model, then the report."""
+    from bali.evaluate.linking import evaluate_linking
+    from bali.evaluate.report import write_report
+
+    ev = p.config.eval
+    base = p.config.model.name
+    models = {"base" if base == BUILTIN else base: base, "bali": str(p.run_dir / "final")}
+    if ev.linking_format == "heldout":
+        dictionary, mentions = str(p.kg_dir), ev.linking_mentions or str(p.kg_dir)
+    else:
+        dictionary, mentions = ev.linking_dictionary or str(p.kg_dir), ev.linking_mentions
+    results = evaluate_linking(
+        models=models,
+        dictionary=dictionary,
+        mentions=mentions,
+        mention_format=ev.linking_format,
+        pooling=list(ev.pooling),
+        entity_types=list(ev.entity_types),
+        batch_size=ev.batch_size,
+        out_dir=p.eval_dir,
+    )
+    metrics = p.run_dir / "metrics.jsonl"
+    report = write_report(p.eval_dir, results, metrics_path=metrics if metrics.exists() else None)
+    return {"results": str(p.eval_dir / "results.json"), "report": str(report), "linking": results}
+
+
+RUNNERS: dict[str, Callable[[Pipeline, bool], dict[str, Any]]] = {
+    "kg": run_kg,
+    "corpus": run_corpus,
+    "data": run_data,
+    "train": run_train,
+    "eval": run_eval,
+}

@@ -1,0 +1,123 @@
+"""`bali run`: stage order, skipping what is up to date, `--from`, presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bali.artifacts import make_manifest, write_json_atomic
+from bali.config import load_config
+from bali.errors import BadInputError
+from bali.pipeline import stages as stage_module
+from bali.pipeline.cli import demo_config_path
+from bali.pipeline.run import STAGES, Pipeline
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fake_runners(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace every stage with a fake that writes its done marker and records the call."""
+    calls: list[str] = []
+
+    def make(stage: str) -> Any:
+        def runner(p: Pipeline, fresh: bool) -> dict[str, Any]:
+            calls.append(stage)
+            plan = p.plan(stage)
+            marker = plan.output / plan.done_marker
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(marker, make_manifest(stage, {}, {"n": len(calls)}, {}))
+            return {"fresh": fresh}
+
+        return runner
+
+    monkeypatch.setattr(stage_module, "RUNNERS", {s: make(s) for s in STAGES})
+    return calls
+
+
+def _pipeline(tmp_path: Path, *overrides: str) -> Pipeline:
+    return Pipeline(load_config(None, [f"out_dir={tmp_path / 'out'}", *overrides]))
+
+
+def test_runs_all_stages_in_order_then_skips(tmp_path: Path, fake_runners: list[str]) -> None:
+    report = _pipeline(tmp_path).run(progress=lambda _: None)
+    assert fake_runners == list(STAGES)
+    assert all(r["status"] == "ran" for r in report["stages"].values())
+    report = _pipeline(tmp_path).run(progress=lambda _: None)
+    assert fake_runners == list(STAGES)  # nothing ran again
+    assert all(r["status"] == "skipped" for r in report["stages"].values())
+
+
+def test_changed_setting_reruns_that_stage_and_downstream(tmp_path: Path, fake_runners: list[str]) -> None:
+    _pipeline(tmp_path).run(progress=lambda _: None)
+    fake_runners.clear()
+    _pipeline(tmp_path, "data.neighbours=5").run(progress=lambda _: None)
+    # data reran (new settings), which changed its manifest, so train and eval reran too
+    assert fake_runners == ["data", "train", "eval"]
+
+
+def test_from_forces_stage_and_later(tmp_path: Path, fake_runners: list[str]) -> None:
+    _pipeline(tmp_path).run(progress=lambda _: None)
+    fake_runners.clear()
+    _pipeline(tmp_path).run(force_from="train", progress=lambda _: None)
+    assert fake_runners == ["train", "eval"]
+
+
+def test_deleted_artefact_is_rebuilt(tmp_path: Path, fake_runners: list[str]) -> None:
+    pipeline = _pipeline(tmp_path)
+    pipeline.run(progress=lambda _: None)
+    fake_runners.clear()
+    (pipeline.corpus_dir / "manifest.json").unlink()
+    pipeline.run(progress=lambda _: None)
+    assert fake_runners == ["corpus", "data", "train", "eval"]
+
+
+def test_unknown_from_stage_is_bad_input(tmp_path: Path, fake_runners: list[str]) -> None:
+    with pytest.raises(BadInputError, match="--from"):
+        _pipeline(tmp_path).run(force_from="nope", progress=lambda _: None)
+    assert fake_runners == []
+
+
+def test_cli_run_with_set_and_from(
+    tmp_path: Path, fake_runners: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bali.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"out_dir: {tmp_path / 'out'}\n")
+    assert main(["run", str(config), "--set", "train.max_steps=3"]) == 0
+    assert "5 stage(s) ran" in capsys.readouterr().out
+    assert main(["run", str(config), "--set", "train.max_steps=3", "--from", "eval"]) == 0
+    assert "1 stage(s) ran" in capsys.readouterr().out
+    assert main(["run", str(config), "--set", "train.nope=3"]) == 2
+
+
+@pytest.mark.parametrize(
+    "preset",
+    sorted(
+        p.relative_to(REPO / "configs").as_posix()
+        for p in (REPO / "configs").rglob("*.yaml")
+        if "accelerate" not in p.parts
+    ),
+)
+def test_presets_validate(preset: str) -> None:
+    config = load_config(REPO / "configs" / preset)
+    assert config.model.temperature > 0
+
+
+def test_paper_presets_follow_the_published_settings() -> None:
+    for name in ("pubmedbert-gat", "biolinkbert-base-gat", "biolinkbert-large-linear"):
+        cfg = load_config(REPO / "configs" / "paper" / f"{name}.yaml")
+        assert cfg.train.batch_size == 256 and cfg.train.epochs == 10
+        assert (cfg.train.lr_lm, cfg.train.lr_other) == (2e-5, 1e-4)
+        assert cfg.data.max_length == 128 and cfg.data.name_max_length == 32 and cfg.data.neighbours == 3
+        assert cfg.model.temperature == 0.07 and cfg.kg.source == "umls"
+    assert load_config(REPO / "configs/paper/pubmedbert-gat.yaml").model.gnn_layers == 5
+
+
+def test_demo_preset_is_the_shipped_one() -> None:
+    assert (REPO / "configs" / "demo.yaml").resolve() == demo_config_path().resolve()
+    cfg = load_config(demo_config_path())
+    assert cfg.kg.source == "builtin" and cfg.model.name == "builtin" and cfg.train.max_steps
