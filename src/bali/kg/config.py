@@ -8,7 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class KGConfig(BaseModel):
-    """Which source the KG is built from and how it is filtered."""
+    """Which source the KG is built from and how it is filtered.
+
+    UMLS filters: ``languages`` (MRCONSO LAT), ``sab_include``/``sab_exclude`` (MRCONSO and MRREL
+    SAB), ``keep_suppressed`` (default drops atoms and relations with SUPPRESS O/E/Y),
+    ``rel_*``/``rela_*`` (MRREL REL and RELA), ``restrict_to`` (a file of CUIs, one per line) with
+    ``hops`` of MRREL neighbourhood around them. ``obo_name_scopes``: which OBO synonym scopes become
+    names (every synonym is kept with its scope in ``obo_synonyms.parquet`` anyway).
+    ``holdout_synonyms``/``holdout_seed``: withhold one synonym of that many concepts for the
+    held-out-synonym linking evaluation (``heldout_synonyms.tsv``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -29,3 +38,8 @@ class KGConfig(BaseModel):
     hops: int = Field(default=1, ge=0)
     keep_self_loops: bool = True
     max_errors: int = Field(default=0, ge=0)
+    obo_name_scopes: list[Literal["EXACT", "RELATED", "BROAD", "NARROW"]] = Field(
+        default_factory=lambda: ["EXACT", "RELATED"]
+    )
+    holdout_synonyms: int = Field(default=0, ge=0)
+    holdout_seed: int = 0

@@ -9,8 +9,8 @@ millions of edges) is never turned into per-row Python objects.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from bali.artifacts import read_manifest, write_json_atomic
 from bali.errors import BadInputError
 from bali.ids import normalise_id
+from bali.kg.relation_phrases import inverse_of, phrase_for
 
 CONCEPTS = "concepts.parquet"
 NAMES = "names.parquet"
@@ -117,13 +118,15 @@ def write_kg(
     xrefs: pa.Table | None = None,
     definitions: pa.Table | None = None,
     keep_self_loops: bool = True,
+    xrefs_normalised: bool = False,
 ) -> dict[str, Any]:
     """Write the artefact files into ``out_dir`` (the caller's temporary directory) and return counts.
 
     ``concepts`` has one row per node in node-id order with columns ``source_id``,
     ``preferred_name`` and optionally ``semantic_types``/``sources`` (list<string>). ``xrefs`` has
-    ``key`` (normalised here), ``node_id`` and ``preferred``; each node's own ``source_id`` is added.
-    The caller writes the manifest (it knows the inputs and settings).
+    ``key`` (normalised here unless ``xrefs_normalised``: the UMLS reader builds millions of keys
+    already normalised, vectorised), ``node_id`` and ``preferred``; each node's own ``source_id`` is
+    added. The caller writes the manifest (it knows the inputs and settings).
     """
     out = Path(out_dir)
     num_nodes = concepts.num_rows
@@ -151,10 +154,12 @@ def write_kg(
         }
     )
     if xrefs is not None and xrefs.num_rows:
-        keys = [normalise_id(k) for k in xrefs.column("key").to_pylist()]
+        keys = xrefs.column("key").combine_chunks().cast(pa.string())
+        if not xrefs_normalised:
+            keys = pa.array([normalise_id(k) for k in keys.to_pylist()], pa.string())
         xrefs = pa.table(
             {
-                "key": pa.array(keys, pa.string()),
+                "key": keys,
                 "node_id": xrefs.column("node_id").cast(pa.int32()),
                 "preferred": xrefs.column("preferred").cast(pa.bool_()),
             }
@@ -185,6 +190,159 @@ def write_kg(
         "xrefs": own.num_rows,
         "definitions": definitions.num_rows,
     }
+
+
+@dataclass
+class KGPieces:
+    """Everything a source reader hands to :func:`write_kg`, plus its own counts for the manifest.
+
+    ``extra_tables`` are source-specific Parquet files written next to the contract files (e.g. the
+    OBO synonym scopes); ``counts`` end up in the manifest under ``counts``.
+    """
+
+    concepts: pa.Table
+    name_node_ids: np.ndarray
+    names: pa.Array
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray]
+    relations: list[Relation]
+    xrefs: pa.Table | None = None
+    definitions: pa.Table | None = None
+    xrefs_normalised: bool = False
+    extra_tables: dict[str, pa.Table] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+class GraphBuilder:
+    """Accumulates a graph of up to a few million concepts from per-record sources (OBO, TSV, builtin).
+
+    Concepts are keyed by their source id, so several files naming the same id merge into one node.
+    Edges are kept as source-id statements and resolved in :meth:`finish`, because an OBO ``is_a``
+    may point to a term defined later in the file (or in another file).
+    """
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.source_ids: list[str] = []
+        self.preferred: list[str] = []
+        self.sources: list[list[str]] = []
+        self.semantic_types: list[list[str]] = []
+        self.name_nodes: list[int] = []
+        self.names: list[str] = []
+        self.xref_keys: list[str] = []
+        self.xref_nodes: list[int] = []
+        self.xref_preferred: list[bool] = []
+        self.definitions: dict[int, str] = {}
+        self.relations: dict[str, Relation] = {}
+        self._statements: list[tuple[str, str, str, str | None, int | None]] = []
+
+    def concept(self, source_id: str, name: str, source: str = "") -> int:
+        """Node id of ``source_id``, created on first sight; later names become synonyms."""
+        node = self.index.get(source_id)
+        if node is None:
+            node = len(self.source_ids)
+            self.index[source_id] = node
+            self.source_ids.append(source_id)
+            self.preferred.append(name)
+            self.sources.append([source] if source else [])
+            self.semantic_types.append([])
+        else:
+            if not self.preferred[node]:
+                self.preferred[node] = name
+            if source and source not in self.sources[node]:
+                self.sources[node].append(source)
+        self.add_name(node, name)
+        return node
+
+    def add_name(self, node: int, name: str) -> None:
+        if name:
+            self.name_nodes.append(node)
+            self.names.append(name)
+
+    def add_xref(self, node: int, key: str, preferred: bool = False) -> None:
+        self.xref_keys.append(key)
+        self.xref_nodes.append(node)
+        self.xref_preferred.append(preferred)
+
+    def add_definition(self, node: int, text: str) -> None:
+        if text and node not in self.definitions:
+            self.definitions[node] = text
+
+    def state(
+        self,
+        subject: str,
+        relation: str,
+        obj: str,
+        path: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        """Record "subject relation object" (e.g. ``A is_a B``), stored in both directions at finish.
+
+        The object's row lists the subject with ``relation`` ("A is a B" reads neighbour-phrase-
+        target) and the subject's row lists the object with the inverse relation.
+        """
+        self._statements.append((subject, relation, obj, path, line))
+
+    def finish(self, on_unknown: Callable[[str, str, str | None, int | None], None]) -> KGPieces:
+        """Resolve statements to node ids and return the columnar pieces.
+
+        ``on_unknown(message, endpoint, path, line)`` is called for a statement naming an id that is
+        not a concept; the caller decides whether that is an error (TSV) or a dangling import (OBO).
+        """
+        src: list[int] = []
+        dst: list[int] = []
+        rel: list[int] = []
+        rel_ids: dict[str, int] = {}
+
+        def rel_id(name: str) -> int:
+            if name not in rel_ids:
+                if name not in self.relations:
+                    self.relations[name] = Relation(name, phrase=phrase_for(name))
+                rel_ids[name] = list(self.relations).index(name)
+            return rel_ids[name]
+
+        for subject, relation, obj, path, line in self._statements:
+            s_node = self.index.get(subject)
+            o_node = self.index.get(obj)
+            if s_node is None or o_node is None:
+                missing = subject if s_node is None else obj
+                on_unknown(
+                    f"'{subject} {relation} {obj}' names unknown concept '{missing}'", missing, path, line
+                )
+                continue
+            src += [o_node, s_node]
+            dst += [s_node, o_node]
+            rel += [rel_id(relation), rel_id(inverse_of(relation))]
+        concepts = pa.table(
+            {
+                "source_id": pa.array(self.source_ids, pa.string()),
+                "preferred_name": pa.array(self.preferred, pa.string()),
+                "semantic_types": pa.array(self.semantic_types, pa.list_(pa.string())),
+                "sources": pa.array(self.sources, pa.list_(pa.string())),
+            }
+        )
+        xrefs = pa.table(
+            {
+                "key": pa.array(self.xref_keys, pa.string()),
+                "node_id": pa.array(self.xref_nodes, pa.int32()),
+                "preferred": pa.array(self.xref_preferred, pa.bool_()),
+            }
+        )
+        nodes = sorted(self.definitions)
+        definitions = pa.table(
+            {
+                "node_id": pa.array(nodes, pa.int32()),
+                "text": pa.array([self.definitions[n] for n in nodes], pa.string()),
+            }
+        )
+        return KGPieces(
+            concepts=concepts,
+            name_node_ids=np.asarray(self.name_nodes, dtype=np.int64),
+            names=pa.array(self.names, pa.string()),
+            edges=(np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(rel, np.int64)),
+            relations=list(self.relations.values()),
+            xrefs=xrefs,
+            definitions=definitions,
+        )
 
 
 class KnowledgeGraph:
