@@ -1,0 +1,106 @@
+"""`bali corpus link`: thin argument parsing around :func:`bali.corpus.link.link_corpus`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bali.cli import add_json_flag
+from bali.corpus.config import CorpusConfig
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``bali corpus link``."""
+    corpus = subparsers.add_parser("corpus", help="build the linked corpus (sentences + KG mentions)")
+    commands = corpus.add_subparsers(dest="corpus_command", metavar="SUBCOMMAND", required=True)
+    link = commands.add_parser(
+        "link",
+        help="split documents into sentences and link mentions to KG nodes",
+        description="Read documents (or the KG's own definitions with --builtin), split them into "
+        "sentences and link mentions to KG nodes: gold annotations through the KG's cross-references, "
+        "otherwise a dictionary linker over every KG name.",
+    )
+    link.add_argument("--kg", required=True, help="KG artefact directory (output of `bali kg build`)")
+    source = link.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", nargs="+", metavar="FILE", help="input files")
+    source.add_argument("--builtin", action="store_true", help="link the KG's textual definitions")
+    link.add_argument("--format", choices=["text", "jsonl", "pubtator", "bern2"], default="text")
+    link.add_argument(
+        "--text-unit",
+        choices=["line", "file"],
+        default="line",
+        help="plain text: a document per line or file",
+    )
+    link.add_argument("--out", required=True, help="output directory")
+    link.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    link.add_argument(
+        "--max-errors", type=int, default=0, help="tolerate up to N bad records, counted in the manifest"
+    )
+    link.add_argument(
+        "--mentions",
+        choices=["auto", "gold", "dictionary"],
+        default="auto",
+        help="gold annotations (pubtator, bern2) or the dictionary linker; auto picks by format",
+    )
+    link.add_argument(
+        "--entity-types", nargs="+", default=[], help="keep only gold annotations of these types"
+    )
+    link.add_argument(
+        "--unknown-ids",
+        choices=["count", "error"],
+        default="count",
+        help="gold ids the KG lacks: count them in the manifest, or treat them as bad input",
+    )
+    linker = link.add_argument_group("dictionary linker")
+    linker.add_argument("--min-name-length", type=int, default=3, help="shortest name linked (characters)")
+    linker.add_argument(
+        "--acronym-max-length",
+        type=int,
+        default=5,
+        help="all-capitals names up to this length match case-sensitively",
+    )
+    linker.add_argument(
+        "--ambiguous",
+        choices=["all", "none"],
+        default="all",
+        help="a name shared by several concepts links to all of them or to none",
+    )
+    linker.add_argument("--stoplist", help="file of names never linked, one per line")
+    linker.add_argument(
+        "--no-abbreviations", action="store_true", help="do not expand abbreviations defined in a document"
+    )
+    add_json_flag(link)
+    link.set_defaults(handler=handle_link)
+
+
+def handle_link(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Run :func:`link_corpus` with the command-line settings."""
+    from bali.corpus.link import link_corpus
+
+    config = CorpusConfig(
+        builtin=bool(args.builtin),
+        inputs=list(args.input or []),
+        format=args.format,
+        text_unit=args.text_unit,
+        mentions=args.mentions,
+        entity_types=list(args.entity_types),
+        unknown_ids=args.unknown_ids,
+        min_name_length=max(args.min_name_length, 1),
+        acronym_max_length=max(args.acronym_max_length, 0),
+        ambiguous=args.ambiguous,
+        stoplist=args.stoplist,
+        expand_abbreviations=not args.no_abbreviations,
+        max_errors=max(args.max_errors, 0),
+    )
+    manifest = link_corpus(args.kg, args.out, config, overwrite=args.overwrite)
+    c = manifest["counts"]
+    summary = (
+        f"{args.out}: {c['documents']} documents, {c['sentences']} sentences, {c['mentions']} mentions "
+        f"of {c['distinct_concepts']} concepts"
+    )
+    if "gold" in c:
+        gold = c["gold"]
+        summary += f"; gold annotations mapped {gold['mapped']}/{gold['total']}"
+    if c["errors"]["total"]:
+        summary += f"; {c['errors']['total']} bad records skipped"
+    return summary, manifest

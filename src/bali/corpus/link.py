@@ -1,0 +1,290 @@
+"""`bali corpus link`: documents -> sentences -> mentions linked to KG nodes -> linked-corpus artefact.
+
+Two sources of mentions:
+
+* **gold** (PubTator, BERN2): the annotations' ids are mapped to KG nodes through the KG's
+  cross-references (``KnowledgeGraph.lookup_xref``, ids normalised by :mod:`bali.ids`); alternative
+  (``|``) and composite (``+``) ids map to the union of the nodes they resolve to. Every annotation
+  ends up in exactly one manifest bucket: mapped, or unmapped with its reason.
+* **dictionary** (plain text, JSONL, the embedded definitions): :class:`DictionaryLinker`, with the
+  document's own abbreviation definitions expanded.
+
+Sentences come from :func:`bali.corpus.sentences.split_sentences`; mentions move to sentence offsets,
+and one that crosses a sentence boundary is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import Counter
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
+from bali.corpus.abbreviations import find_abbreviations
+from bali.corpus.artifact import CorpusWriter
+from bali.corpus.builtin import definition_documents
+from bali.corpus.config import CorpusConfig
+from bali.corpus.linker import DictionaryLinker, LinkedMention, LinkerOptions, read_stoplist
+from bali.corpus.readers import Document, GoldAnnotation, read_documents
+from bali.corpus.sentences import split_sentences
+from bali.errors import BadInputError, ErrorBudget
+from bali.ids import split_gold_ids
+from bali.kg.graph import KnowledgeGraph
+
+GOLD = "gold"
+
+
+class GoldMapper:
+    """Maps gold id fields to KG nodes and keeps the per-reason counts the manifest reports."""
+
+    def __init__(self, kg: KnowledgeGraph, config: CorpusConfig, budget: ErrorBudget) -> None:
+        self.kg = kg
+        self.budget = budget
+        self.unknown_is_error = config.unknown_ids == "error"
+        self.types = {t.lower() for t in config.entity_types}
+        self.counts: Counter[str] = Counter()
+        self.unknown_prefixes: Counter[str] = Counter()
+        self._resolve = lru_cache(maxsize=1 << 20)(self._resolve_uncached)
+
+    def _resolve_uncached(self, field: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """(nodes, ids the KG does not know) for one raw id field."""
+        alternatives, _ = split_gold_ids(field)
+        nodes: dict[int, None] = {}
+        missing: list[str] = []
+        for parts in alternatives:
+            for part in parts:
+                found = self.kg.lookup_xref(part)
+                if found:
+                    nodes.update(dict.fromkeys(found))
+                else:
+                    missing.append(part)
+        return tuple(nodes), tuple(missing)
+
+    def map(self, doc: Document, ann: GoldAnnotation) -> tuple[int, ...] | None:
+        """KG nodes of one annotation, or None (counted under the reason it was not mapped)."""
+        self.counts["total"] += 1
+        if self.types and ann.type.lower() not in self.types:
+            self.counts["type_excluded"] += 1
+            return None
+        nodes, missing = self._resolve(ann.ids)
+        if not nodes and not missing:
+            self.counts["no_id"] += 1
+            return None
+        for part in missing:
+            self.unknown_prefixes[part.split(":", 1)[0] if ":" in part else "(none)"] += 1
+        if not nodes:
+            if self.unknown_is_error:
+                self.budget.record(
+                    "unknown_id",
+                    f"id '{ann.ids}' of mention '{ann.mention}' in document {doc.doc_id} is not in the KG",
+                    doc.path,
+                    ann.line,
+                )
+            self.counts["unknown_id"] += 1
+            return None
+        if missing:
+            self.counts["partially_mapped"] += 1
+        self.counts["mapped"] += 1
+        return nodes
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "total": c["total"],
+            "mapped": c["mapped"],
+            "partially_mapped": c["partially_mapped"],
+            "unmapped": {
+                "no_id": c["no_id"],
+                "unknown_id": c["unknown_id"],
+                "type_excluded": c["type_excluded"],
+            },
+            "unknown_id_prefixes": dict(self.unknown_prefixes.most_common(20)),
+        }
+
+
+def _documents(
+    kg: KnowledgeGraph, config: CorpusConfig, budget: ErrorBudget
+) -> Iterator[tuple[Document, int]]:
+    """(document, node to exclude or -1) from the embedded definitions or the input files."""
+    if config.builtin:
+        yield from definition_documents(kg)
+        return
+    for doc in read_documents(list(config.inputs), config.format, budget, config.text_unit):
+        yield doc, -1
+
+
+def _mention_source(config: CorpusConfig) -> str:
+    if config.builtin:
+        return "dictionary"
+    has_gold = config.format in ("pubtator", "bern2")
+    if config.mentions == "auto":
+        return "gold" if has_gold else "dictionary"
+    if config.mentions == "gold" and not has_gold:
+        raise BadInputError(f"--mentions gold needs annotated input (pubtator, bern2), not '{config.format}'")
+    return config.mentions
+
+
+def _to_sentences(
+    spans: list[tuple[int, int]], mentions: list[LinkedMention], counts: Counter[str]
+) -> list[list[tuple[int, int, tuple[int, ...], str]]]:
+    """Document-level mentions moved to sentence offsets; boundary-crossing ones counted and dropped."""
+    per_sentence: list[list[tuple[int, int, tuple[int, ...], str]]] = [[] for _ in spans]
+    starts = [s for s, _ in spans]
+    for start, end, nodes, origin in mentions:
+        index = bisect.bisect_right(starts, start) - 1
+        if index < 0 or end > spans[index][1]:
+            counts["crossing_sentence_boundary"] += 1
+            continue
+        offset = spans[index][0]
+        per_sentence[index].append((start - offset, end - offset, nodes, origin))
+    return per_sentence
+
+
+def _gold_mentions(doc: Document, mapper: GoldMapper, counts: Counter[str]) -> list[LinkedMention]:
+    """Mapped gold mentions of a document; identical spans are merged (union of nodes) and counted."""
+    by_span: dict[tuple[int, int], dict[int, None]] = {}
+    for ann in doc.annotations:
+        nodes = mapper.map(doc, ann)
+        if nodes is None:
+            continue
+        key = (ann.start, ann.end)
+        if key in by_span:
+            counts["duplicate_spans_merged"] += 1
+        by_span.setdefault(key, {}).update(dict.fromkeys(nodes))
+    return sorted((s, e, tuple(n), GOLD) for (s, e), n in by_span.items())
+
+
+def link_corpus(
+    kg_dir: str | Path,
+    out_dir: str | Path,
+    config: CorpusConfig,
+    overwrite: bool = False,
+    show_progress: bool | None = None,
+) -> dict[str, Any]:
+    """Build the linked-corpus artefact in ``out_dir`` and return its manifest.
+
+    ``config.builtin`` links the KG's own definitions; otherwise ``config.inputs`` are read in
+    ``config.format``. Bad records raise :class:`BadInputError` unless ``config.max_errors`` allows
+    them, in which case they are counted under ``counts.errors``.
+    """
+    began = time.perf_counter()
+    kg = KnowledgeGraph.load(kg_dir)
+    if not config.builtin and not config.inputs:
+        raise BadInputError("no input files: pass --input FILE... --format FORMAT, or --builtin")
+    source = _mention_source(config)
+    budget = ErrorBudget(config.max_errors)
+    counts: Counter[str] = Counter()
+    origins: Counter[str] = Counter()
+    concepts: set[int] = set()
+    mapper = GoldMapper(kg, config, budget)
+    linker: DictionaryLinker | None = None
+    linker_seconds = 0.0
+    if source == "dictionary":
+        stoplist = read_stoplist(config.stoplist) if config.stoplist else frozenset()
+        options = LinkerOptions(
+            min_length=config.min_name_length,
+            ambiguous=config.ambiguous,
+            acronym_max_length=config.acronym_max_length,
+            expand_abbreviations=config.expand_abbreviations,
+        )
+        built = time.perf_counter()
+        linker = DictionaryLinker.from_kg(kg, options, stoplist, show_progress)
+        linker_seconds = time.perf_counter() - built
+
+    with atomic_output_dir(out_dir, overwrite) as tmp:
+        with CorpusWriter(tmp) as writer:
+            for doc, own_node in tqdm(
+                _documents(kg, config, budget),
+                desc="linking",
+                unit=" docs",
+                disable=True if show_progress is False else None,
+                mininterval=2.0,
+            ):
+                counts["documents"] += 1
+                spans = split_sentences(doc.text)
+                if linker is None:
+                    per_sentence = _to_sentences(spans, _gold_mentions(doc, mapper, counts), counts)
+                else:
+                    per_sentence = _link_document(doc, spans, linker, own_node, counts)
+                for index, ((start, end), mentions) in enumerate(zip(spans, per_sentence, strict=True)):
+                    writer.add(doc.doc_id, index, doc.text[start:end], mentions)
+                    if mentions:
+                        counts["sentences_with_mentions"] += 1
+                    for mention in mentions:
+                        origins[mention[3]] += 1
+                        concepts.update(mention[2])
+            num_sentences, num_mentions = writer.num_sentences, writer.num_mentions
+        if counts["documents"] == 0:
+            raise BadInputError("no documents were read from the input")
+        elapsed = time.perf_counter() - began
+        result_counts: dict[str, Any] = {
+            "documents": counts["documents"],
+            "sentences": num_sentences,
+            "sentences_with_mentions": counts["sentences_with_mentions"],
+            "mentions": num_mentions,
+            "mentions_by_origin": dict(origins),
+            "distinct_concepts": len(concepts),
+            "mentions_dropped": {
+                "crossing_sentence_boundary": counts["crossing_sentence_boundary"],
+                "own_concept": counts["own_concept"],
+            },
+            "errors": budget.as_dict(),
+            "seconds": round(elapsed, 2),
+            "sentences_per_second": round(num_sentences / elapsed, 1) if elapsed else None,
+        }
+        if linker is None:
+            result_counts["gold"] = mapper.as_dict()
+            result_counts["gold"]["duplicate_spans_merged"] = counts["duplicate_spans_merged"]
+        else:
+            result_counts["linker"] = {**linker.stats(), "build_seconds": round(linker_seconds, 2)}
+            result_counts["abbreviations_defined"] = counts["abbreviations_defined"]
+        inputs: dict[str, Any] = {"kg": str(kg_dir)}
+        if not config.builtin:
+            inputs["inputs"] = list(config.inputs)
+        if config.stoplist:
+            inputs["stoplist"] = config.stoplist
+        manifest = make_manifest(
+            "corpus",
+            inputs,
+            {**config.model_dump(mode="json"), "mention_source": source},
+            result_counts,
+        )
+        write_json_atomic(tmp / "manifest.json", manifest)
+    return manifest
+
+
+def _link_document(
+    doc: Document,
+    spans: list[tuple[int, int]],
+    linker: DictionaryLinker,
+    own_node: int,
+    counts: Counter[str],
+) -> list[list[tuple[int, int, tuple[int, ...], str]]]:
+    """Dictionary mentions per sentence, with the document's abbreviations and without its own concept."""
+    abbreviations = None
+    if linker.options.expand_abbreviations and "(" in doc.text:
+        found = find_abbreviations(doc.text)
+        if found:
+            counts["abbreviations_defined"] += len(found)
+            abbreviations = linker.resolve_abbreviations(found)
+    out: list[list[tuple[int, int, tuple[int, ...], str]]] = []
+    for start, end in spans:
+        mentions = linker.link(doc.text[start:end], abbreviations)
+        if own_node >= 0:
+            kept = []
+            for m_start, m_end, nodes, origin in mentions:
+                if own_node in nodes:
+                    nodes = tuple(n for n in nodes if n != own_node)
+                    if not nodes:
+                        counts["own_concept"] += 1
+                        continue
+                kept.append((m_start, m_end, nodes, origin))
+            mentions = kept
+        out.append(mentions)
+    return out

@@ -1,0 +1,294 @@
+"""Dictionary linker: Aho-Corasick over every KG name, for text that has no gold annotations.
+
+Matching happens on a normalised copy of the text (NFKC + casefold, whitespace mapped to spaces) with
+an offset map back to the original characters, so "Crohn’s Disease" and "crohn's disease" match the
+same name and the mention span still points into the original sentence. Pure-ASCII text (nearly all
+of PubMed) skips the map: ``str.lower`` keeps every offset.
+
+Rules, each one there because a plain substring tagger gets it wrong:
+
+* word boundaries: "ALS" must not fire inside "FALSE", "pain" not inside "Spain";
+* longest non-overlapping match: "lung cancer" wins over "lung" and "cancer";
+* minimum length (default 3) and an optional stop-list of short ambiguous names;
+* short all-capitals names (acronyms, <= ``acronym_max_length`` characters) match case-sensitively,
+  so the English words "WAS", "ALL", "CAN" in running text are not read as Wiskott-Aldrich syndrome,
+  acute lymphoblastic leukaemia or a cancer;
+* a name shared by several concepts links to all of them (BALI's behaviour) or, with
+  ``ambiguous="none"``, is left out of the dictionary;
+* abbreviations a document defines (see :mod:`bali.corpus.abbreviations`) link like their long form
+  (origin ``"abbreviation"``); a short form whose long form is not in the dictionary is not linked
+  through the dictionary either ("PD (peritoneal dialysis)" is not Parkinson disease).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import ahocorasick
+import numpy as np
+from tqdm import tqdm
+
+from bali.corpus.abbreviations import Abbreviation
+from bali.errors import BadInputError
+
+DICTIONARY = "dictionary"
+ABBREVIATION = "abbreviation"
+
+# A linked mention: (start, end, node ids, origin), offsets into the text given to `link`.
+LinkedMention = tuple[int, int, tuple[int, ...], str]
+
+_ASCII_SPACES = str.maketrans({"\t": " ", "\n": " ", "\r": " ", "\x0b": " ", "\x0c": " "})
+# Typographic quotes and dashes that NFKC keeps but dictionaries spell in ASCII.
+_PUNCTUATION = {
+    "‘": "'",
+    "’": "'",
+    "‛": "'",
+    "“": '"',
+    "”": '"',
+    "‐": "-",
+    "‑": "-",
+    "‒": "-",
+    "–": "-",
+    "—": "-",
+    "−": "-",
+}
+
+
+@dataclass(frozen=True)
+class LinkerOptions:
+    """How names become dictionary keys; recorded in the corpus manifest."""
+
+    min_length: int = 3
+    ambiguous: Literal["all", "none"] = "all"
+    acronym_max_length: int = 5
+    expand_abbreviations: bool = True
+
+
+def normalise_text(text: str) -> tuple[str, list[int] | None, list[int] | None]:
+    """NFKC + casefold ``text``; whitespace becomes a plain space.
+
+    Returns ``(normalised, starts, ends)``: for normalised character i, ``starts[i]``/``ends[i]`` are
+    the original offsets of the character cluster (a base character and its combining marks) it came
+    from. ASCII text keeps every offset, so the maps are ``None``.
+    """
+    if text.isascii():
+        return text.lower().translate(_ASCII_SPACES), None, None
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    n = len(text)
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and unicodedata.combining(text[j]):
+            j += 1
+        cluster = text[i:j]
+        if cluster.isspace():
+            norm = " "
+        elif cluster in _PUNCTUATION:
+            norm = _PUNCTUATION[cluster]
+        else:
+            norm = unicodedata.normalize("NFKC", cluster).casefold()
+        pieces.append(norm)
+        starts.extend([i] * len(norm))
+        ends.extend([j] * len(norm))
+        i = j
+    return "".join(pieces), starts, ends
+
+
+def normalise_name(name: str) -> str:
+    """A dictionary key: :func:`normalise_text` with whitespace runs collapsed and ends stripped."""
+    return " ".join(normalise_text(name)[0].split())
+
+
+def is_acronym(name: str, max_length: int) -> bool:
+    """Short and written in capitals (digits and punctuation allowed): "ALL", "WAS", "IL-2", "HIV"."""
+    return len(name) <= max_length and any(c.isalpha() for c in name) and not any(c.islower() for c in name)
+
+
+def read_stoplist(path: str | Path) -> frozenset[str]:
+    """One name per line (``#`` starts a comment); compared after normalisation."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise BadInputError("stop-list file not found", path) from exc
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"stop-list is not valid UTF-8: {exc.reason}", path) from exc
+    names = (line.split("#", 1)[0].strip() for line in lines)
+    return frozenset(normalise_name(n) for n in names if n)
+
+
+# Value stored in the automaton for one key: key length, case-insensitive node ids, and for acronym
+# names the node ids per exact surface form.
+_Entry = tuple[int, tuple[int, ...], dict[str, tuple[int, ...]] | None]
+
+
+class DictionaryLinker:
+    """Longest-match dictionary linker over KG names; build once per run, then call :meth:`link`."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        node_ids: Sequence[int] | np.ndarray,
+        options: LinkerOptions | None = None,
+        stoplist: Iterable[str] = (),
+        show_progress: bool | None = None,
+    ) -> None:
+        self.options = options or LinkerOptions()
+        opts = self.options
+        stop = {normalise_name(s) for s in stoplist}
+        insensitive: dict[str, set[int]] = {}
+        sensitive: dict[str, dict[str, set[int]]] = {}
+        skipped = {"too_short": 0, "no_letter": 0, "stoplist": 0, "ambiguous": 0}
+        nodes = np.asarray(node_ids).tolist()
+        for name, node in tqdm(
+            zip(names, nodes, strict=True),
+            total=len(names),
+            desc="dictionary",
+            unit=" names",
+            disable=True if show_progress is False else None,
+            mininterval=2.0,
+        ):
+            key = normalise_name(name)
+            if len(key) < opts.min_length:
+                skipped["too_short"] += 1
+                continue
+            if not any(c.isalpha() for c in key):
+                skipped["no_letter"] += 1
+                continue
+            if key in stop:
+                skipped["stoplist"] += 1
+                continue
+            surface = " ".join(unicodedata.normalize("NFKC", name).split())
+            if is_acronym(surface, opts.acronym_max_length):
+                sensitive.setdefault(key, {}).setdefault(surface, set()).add(node)
+            else:
+                insensitive.setdefault(key, set()).add(node)
+        automaton = ahocorasick.Automaton()
+        keys = set(insensitive) | set(sensitive)
+        for key in keys:
+            plain = tuple(sorted(insensitive.get(key, ())))
+            exact = {s: tuple(sorted(v)) for s, v in sensitive.get(key, {}).items()}
+            if opts.ambiguous == "none":
+                if len(plain) > 1:
+                    skipped["ambiguous"] += 1
+                    plain = ()
+                for surface in [s for s, v in exact.items() if len(v) > 1]:
+                    skipped["ambiguous"] += 1
+                    del exact[surface]
+                if not plain and not exact:
+                    continue
+            automaton.add_word(key, (len(key), plain, exact or None))
+        self.num_keys = len(automaton)
+        self.skipped = skipped
+        if self.num_keys:
+            automaton.make_automaton()
+        self._automaton = automaton
+
+    @classmethod
+    def from_kg(
+        cls,
+        kg: object,
+        options: LinkerOptions | None = None,
+        stoplist: Iterable[str] = (),
+        show_progress: bool | None = None,
+    ) -> DictionaryLinker:
+        """Dictionary over every name of every node of a :class:`~bali.kg.graph.KnowledgeGraph`."""
+        names, node_ids = kg.all_names()  # type: ignore[attr-defined]
+        return cls(names, node_ids, options, stoplist, show_progress)
+
+    def stats(self) -> dict[str, object]:
+        return {"keys": self.num_keys, "names_skipped": dict(self.skipped)}
+
+    def _candidates(self, text: str) -> list[LinkedMention]:
+        """All dictionary matches at word boundaries, possibly overlapping."""
+        if not self.num_keys:
+            return []
+        norm, starts, ends = normalise_text(text)
+        n = len(norm)
+        found: list[LinkedMention] = []
+        for last, (length, plain, exact) in self._automaton.iter(norm):
+            end = last + 1
+            start = end - length
+            if (start > 0 and norm[start - 1].isalnum()) or (end < n and norm[end].isalnum()):
+                continue
+            if starts is not None and ends is not None:
+                o_start, o_end = starts[start], ends[end - 1]
+                if (start > 0 and starts[start - 1] == o_start) or (end < n and starts[end] < o_end):
+                    continue  # starts or ends inside an expanded character ("ß" -> "ss")
+            else:
+                o_start, o_end = start, end
+            nodes = plain
+            if exact is not None:
+                extra = exact.get(" ".join(text[o_start:o_end].split()))
+                if extra:
+                    nodes = tuple(sorted(set(plain) | set(extra))) if plain else extra
+            if nodes:
+                found.append((o_start, o_end, nodes, DICTIONARY))
+        return found
+
+    def link(
+        self, text: str, abbreviations: Mapping[str, tuple[int, ...]] | None = None
+    ) -> list[LinkedMention]:
+        """Longest non-overlapping mentions in ``text``, sorted by start.
+
+        ``abbreviations`` maps a short form defined in the document to the node ids of its long form
+        (empty: defined, but not a dictionary concept); see :meth:`resolve_abbreviations`.
+        """
+        found = self._candidates(text)
+        if abbreviations:
+            found = self._apply_abbreviations(text, found, abbreviations)
+        if len(found) <= 1:
+            return found
+        # Longest first; at equal length a document-defined abbreviation beats the dictionary.
+        found.sort(key=lambda m: (m[0] - m[1], m[3] != ABBREVIATION, m[0]))
+        taken: list[LinkedMention] = []
+        for mention in found:
+            start, end = mention[0], mention[1]
+            if all(end <= t[0] or start >= t[1] for t in taken):
+                taken.append(mention)
+        taken.sort(key=lambda m: m[0])
+        return taken
+
+    @staticmethod
+    def _apply_abbreviations(
+        text: str, found: list[LinkedMention], abbreviations: Mapping[str, tuple[int, ...]]
+    ) -> list[LinkedMention]:
+        shadowed: set[tuple[int, int]] = set()
+        extra: list[LinkedMention] = []
+        n = len(text)
+        for short, nodes in abbreviations.items():
+            position = text.find(short)
+            while position >= 0:
+                end = position + len(short)
+                if not (position > 0 and text[position - 1].isalnum()) and not (
+                    end < n and text[end].isalnum()
+                ):
+                    shadowed.add((position, end))
+                    if nodes:
+                        extra.append((position, end, nodes, ABBREVIATION))
+                position = text.find(short, position + 1)
+        if shadowed:
+            found = [m for m in found if (m[0], m[1]) not in shadowed]
+        return found + extra
+
+    def resolve_abbreviations(self, abbreviations: Sequence[Abbreviation]) -> dict[str, tuple[int, ...]]:
+        """Node ids for each defined short form: those of the dictionary match ending its long form.
+
+        The long form's own match must end where the long form ends ("severe acute renal failure
+        (ARF)" -> the concept of "acute renal failure"); with none, the short form maps to ``()``.
+        """
+        resolved: dict[str, tuple[int, ...]] = {}
+        for abbreviation in abbreviations:
+            long_form = abbreviation.long
+            nodes: tuple[int, ...] = ()
+            for start, end, ids, _ in self.link(long_form):
+                if end == len(long_form) and end - start >= len(abbreviation.short):
+                    nodes = ids
+            resolved[abbreviation.short] = nodes
+        return resolved
