@@ -41,21 +41,8 @@ ABBREVIATION = "abbreviation"
 # A linked mention: (start, end, node ids, origin), offsets into the text given to `link`.
 LinkedMention = tuple[int, int, tuple[int, ...], str]
 
-_ASCII_SPACES = str.maketrans({"\t": " ", "\n": " ", "\r": " ", "\x0b": " ", "\x0c": " "})
-# Typographic quotes and dashes that NFKC keeps but dictionaries spell in ASCII.
-_PUNCTUATION = {
-    "‘": "'",
-    "’": "'",
-    "‛": "'",
-    "“": '"',
-    "”": '"',
-    "‐": "-",
-    "‑": "-",
-    "‒": "-",
-    "–": "-",
-    "—": "-",
-    "−": "-",
-}
+# Every ASCII character that is not a letter or digit becomes a space (length-preserving).
+_ASCII_BOUNDARIES = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
 
 
 @dataclass(frozen=True)
@@ -69,14 +56,18 @@ class LinkerOptions:
 
 
 def normalise_text(text: str) -> tuple[str, list[int] | None, list[int] | None]:
-    """NFKC + casefold ``text``; whitespace becomes a plain space.
+    """NFKC + casefold ``text``; every character that is not a letter or digit becomes a space.
+
+    Punctuation as spaces makes "Crohn's disease", "Crohn’s disease" and "crohn s disease" one key,
+    "IL-2" and "IL 2" another, and lets the automaton enforce word boundaries itself (keys are
+    stored between two spaces), so matches inside words are never even produced.
 
     Returns ``(normalised, starts, ends)``: for normalised character i, ``starts[i]``/``ends[i]`` are
     the original offsets of the character cluster (a base character and its combining marks) it came
     from. ASCII text keeps every offset, so the maps are ``None``.
     """
     if text.isascii():
-        return text.lower().translate(_ASCII_SPACES), None, None
+        return text.lower().translate(_ASCII_BOUNDARIES), None, None
     pieces: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -86,13 +77,8 @@ def normalise_text(text: str) -> tuple[str, list[int] | None, list[int] | None]:
         j = i + 1
         while j < n and unicodedata.combining(text[j]):
             j += 1
-        cluster = text[i:j]
-        if cluster.isspace():
-            norm = " "
-        elif cluster in _PUNCTUATION:
-            norm = _PUNCTUATION[cluster]
-        else:
-            norm = unicodedata.normalize("NFKC", cluster).casefold()
+        norm = unicodedata.normalize("NFKC", text[i:j]).casefold()
+        norm = "".join(c if c.isalnum() else " " for c in norm)
         pieces.append(norm)
         starts.extend([i] * len(norm))
         ends.extend([j] * len(norm))
@@ -101,8 +87,14 @@ def normalise_text(text: str) -> tuple[str, list[int] | None, list[int] | None]:
 
 
 def normalise_name(name: str) -> str:
-    """A dictionary key: :func:`normalise_text` with whitespace runs collapsed and ends stripped."""
+    """A dictionary key: :func:`normalise_text` with space runs collapsed and ends stripped."""
     return " ".join(normalise_text(name)[0].split())
+
+
+def _case_key(surface: str) -> str:
+    """How an acronym is compared case-sensitively: NFKC, punctuation as single spaces."""
+    surface = unicodedata.normalize("NFKC", surface)
+    return " ".join("".join(c if c.isalnum() else " " for c in surface).split())
 
 
 def is_acronym(name: str, max_length: int) -> bool:
@@ -164,9 +156,8 @@ class DictionaryLinker:
             if key in stop:
                 skipped["stoplist"] += 1
                 continue
-            surface = " ".join(unicodedata.normalize("NFKC", name).split())
-            if is_acronym(surface, opts.acronym_max_length):
-                sensitive.setdefault(key, {}).setdefault(surface, set()).add(node)
+            if is_acronym(name.strip(), opts.acronym_max_length):
+                sensitive.setdefault(key, {}).setdefault(_case_key(name), set()).add(node)
             else:
                 insensitive.setdefault(key, set()).add(node)
         automaton = ahocorasick.Automaton()
@@ -183,7 +174,8 @@ class DictionaryLinker:
                     del exact[surface]
                 if not plain and not exact:
                     continue
-            automaton.add_word(key, (len(key), plain, exact or None))
+            # Stored between spaces: a match starts and ends at a word boundary by construction.
+            automaton.add_word(f" {key} ", (len(key) + 1, plain, exact or None))
         self.num_keys = len(automaton)
         self.skipped = skipped
         if self.num_keys:
@@ -210,22 +202,20 @@ class DictionaryLinker:
         if not self.num_keys:
             return []
         norm, starts, ends = normalise_text(text)
-        n = len(norm)
         found: list[LinkedMention] = []
-        for last, (length, plain, exact) in self._automaton.iter(norm):
-            end = last + 1
-            start = end - length
-            if (start > 0 and norm[start - 1].isalnum()) or (end < n and norm[end].isalnum()):
-                continue
+        # In " " + norm + " ", a key " k " ending at index `last` spans norm[last - len(k) - 1 : last - 1].
+        for last, (length, plain, exact) in self._automaton.iter(f" {norm} "):
+            end = last - 1
+            start = last - length
             if starts is not None and ends is not None:
                 o_start, o_end = starts[start], ends[end - 1]
-                if (start > 0 and starts[start - 1] == o_start) or (end < n and starts[end] < o_end):
-                    continue  # starts or ends inside an expanded character ("ß" -> "ss")
+                if (start > 0 and starts[start - 1] == o_start) or (end < len(norm) and starts[end] < o_end):
+                    continue  # starts or ends inside an expanded character ("½" -> "1⁄2")
             else:
                 o_start, o_end = start, end
             nodes = plain
             if exact is not None:
-                extra = exact.get(" ".join(text[o_start:o_end].split()))
+                extra = exact.get(_case_key(text[o_start:o_end]))
                 if extra:
                     nodes = tuple(sorted(set(plain) | set(extra))) if plain else extra
             if nodes:
