@@ -1,0 +1,205 @@
+"""Batch assembly: MLM masking, mention index, subgraph sampling and deduplicated name matrix.
+
+Everything is vectorised numpy over the whole batch and keyed randomness (see
+:mod:`bali.data.masking`): a batch is a pure function of (seed, epoch, the items' dataset indices).
+Because DataLoader workers hold a copy of the collator, call :meth:`BaliCollator.set_epoch` before
+creating each epoch's iterator (as with ``DistributedSampler``); with ``persistent_workers=True``
+the workers would keep the epoch they were started with.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+
+from bali.data import layout
+from bali.data.batch import BaliBatch
+from bali.data.layout import exclusive_cumsum
+from bali.data.masking import base_key, mask_tokens
+from bali.data.subgraph import gather_sequences, linearise, pick_names, sample_neighbours
+from bali.errors import BadInputError
+
+if TYPE_CHECKING:
+    from bali.data.dataset import BaliDataset, BaliItem
+
+GraphFormat = Literal["star", "linear"]
+
+
+class BaliCollator:
+    """Turns a list of :class:`~bali.data.dataset.BaliItem` into a :class:`BaliBatch`."""
+
+    def __init__(
+        self,
+        files: layout.DatasetFiles,
+        neighbours: int = 3,
+        mlm_probability: float = 0.15,
+        graph_format: GraphFormat = "star",
+        seed: int = 29,
+        linear_max_length: int = 128,
+    ) -> None:
+        if graph_format not in ("star", "linear"):
+            raise BadInputError(f"graph_format must be 'star' or 'linear', got '{graph_format}'")
+        if neighbours < 0 or not 0.0 <= mlm_probability <= 1.0 or linear_max_length < 4:
+            raise BadInputError(
+                "need neighbours >= 0, 0 <= mlm_probability <= 1 and linear_max_length >= 4, got "
+                f"{neighbours}, {mlm_probability}, {linear_max_length}"
+            )
+        self.files = files
+        self.neighbours = neighbours
+        self.mlm_probability = mlm_probability
+        self.graph_format = graph_format
+        self.seed = seed
+        self.linear_max_length = linear_max_length
+        self.epoch = 0
+        special = files.special
+        self.pad_id = int(special["pad_token_id"])
+        self.mask_id = int(special["mask_token_id"])
+        self.cls_id = int(special["cls_token_id"])
+        self.sep_id = int(special["sep_token_id"])
+        self.vocab_size = int(special["vocab_size"])
+        self.special_ids = np.asarray(special["special_ids"], dtype=np.int64)
+        self.name_prefix = len(special["prefix"])
+        self.name_suffix = len(special["suffix"])
+        self._phrase_cache: list[list[int]] | None = None
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: BaliDataset,
+        neighbours: int = 3,
+        mlm_probability: float = 0.15,
+        graph_format: GraphFormat = "star",
+        seed: int = 29,
+        linear_max_length: int = 128,
+    ) -> BaliCollator:
+        return cls(dataset.files, neighbours, mlm_probability, graph_format, seed, linear_max_length)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose masks and subgraphs the next batches get."""
+        self.epoch = int(epoch)
+
+    def __call__(self, items: Sequence[BaliItem]) -> BaliBatch:
+        files = self.files
+        base = base_key(self.seed, self.epoch)
+        keys = np.fromiter((it.index for it in items), dtype=np.int64, count=len(items))
+        batch_size = len(items)
+
+        # Sentences: pad, then mask (special tokens and padding are never selected).
+        lengths = np.fromiter((len(it.input_ids) for it in items), dtype=np.int64, count=batch_size)
+        width = int(lengths.max(initial=0))
+        rows = np.repeat(np.arange(batch_size), lengths)
+        cols = np.arange(int(lengths.sum())) - np.repeat(exclusive_cumsum(lengths)[:-1], lengths)
+        input_ids = np.full((batch_size, width), self.pad_id, dtype=np.int64)
+        input_ids[rows, cols] = _cat([it.input_ids for it in items])
+        attention = np.zeros((batch_size, width), dtype=np.int64)
+        attention[rows, cols] = 1
+        maskable = attention.astype(bool) & ~np.isin(input_ids, self.special_ids)
+        corrupted, labels = mask_tokens(
+            input_ids, maskable, base, keys, self.mlm_probability, self.mask_id, self.vocab_size
+        )
+
+        # Mention tokens -> batch entity index (one entity per (sentence, concept)).
+        mention_counts = np.fromiter((len(it.mention_positions) for it in items), np.int64, batch_size)
+        entity_counts = np.fromiter((len(it.entity_nodes) for it in items), np.int64, batch_size)
+        entity_offsets = exclusive_cumsum(entity_counts)
+        positions = _cat([it.mention_positions for it in items])
+        mention_owner = np.repeat(np.arange(batch_size), mention_counts)
+        mention_index = np.stack(
+            [
+                mention_owner * width + positions,
+                _cat([it.mention_entities for it in items]) + entity_offsets[mention_owner],
+            ]
+        )
+        targets = _cat([it.entity_nodes for it in items])
+        entity_keys = np.repeat(keys, entity_counts)
+        entity_slots = np.arange(len(targets), dtype=np.int64) - np.repeat(entity_offsets[:-1], entity_counts)
+
+        # Subgraphs: up to k neighbours per entity, one random name per node, edges neighbour -> target.
+        owner, edges = sample_neighbours(
+            files.array(layout.GRAPH_INDPTR), targets, self.neighbours, base, entity_keys, entity_slots
+        )
+        neighbour_nodes = np.asarray(files.array(layout.GRAPH_INDICES)[edges], dtype=np.int64)
+        relations = np.asarray(files.array(layout.GRAPH_RELATIONS)[edges], dtype=np.int64)
+        per_target = np.bincount(owner, minlength=len(targets))
+        draw_in_owner = np.arange(len(owner)) - np.repeat(exclusive_cumsum(per_target)[:-1], per_target)
+        graph_nodes = np.concatenate([targets, neighbour_nodes])
+        name_rows = pick_names(
+            files.array(layout.NODE_NAMES_INDPTR),
+            files.array(layout.NODE_NAME_ROWS),
+            graph_nodes,
+            base,
+            np.concatenate([entity_keys, entity_keys[owner]]),
+            np.concatenate([entity_slots, entity_slots[owner]]),
+            np.concatenate([np.zeros(len(targets), np.int64), 1 + draw_in_owner]),
+        )
+        distinct, graph_node_names = np.unique(name_rows, return_inverse=True)
+        name_ids, name_mask = gather_sequences(
+            files.array(layout.NAME_INPUT_IDS), files.array(layout.NAME_OFFSETS), distinct, self.pad_id
+        )
+        num_entities = len(targets)
+        batch = BaliBatch(
+            input_ids=torch.from_numpy(corrupted),
+            attention_mask=torch.from_numpy(attention),
+            mlm_labels=torch.from_numpy(labels),
+            mention_token_index=torch.from_numpy(mention_index.astype(np.int64)),
+            entity_node_ids=torch.from_numpy(np.asarray(files.array(layout.NODES)[targets], dtype=np.int64)),
+            name_input_ids=torch.from_numpy(name_ids),
+            name_attention_mask=torch.from_numpy(name_mask),
+            graph_node_names=torch.from_numpy(graph_node_names.astype(np.int64)),
+            graph_edge_index=torch.from_numpy(
+                np.stack([num_entities + np.arange(len(owner), dtype=np.int64), owner])
+            ),
+            graph_edge_relations=torch.from_numpy(relations),
+        )
+        if self.graph_format == "linear":
+            ids, mask = self._linear(name_ids, name_mask, graph_node_names, num_entities, owner, relations)
+            batch.linear_input_ids = torch.from_numpy(ids)
+            batch.linear_attention_mask = torch.from_numpy(mask)
+        return batch
+
+    def _linear(
+        self,
+        name_ids: np.ndarray,
+        name_mask: np.ndarray,
+        graph_node_names: np.ndarray,
+        num_entities: int,
+        owner: np.ndarray,
+        relations: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Linear-graph sequences built from the same sampled names and edges as the star graph."""
+        lengths = name_mask.sum(axis=1)
+        contents = [
+            row[self.name_prefix : n - self.name_suffix].tolist()
+            for row, n in zip(name_ids, lengths.tolist(), strict=True)
+        ]
+        phrases = self._phrases()
+        node_names = [contents[u] for u in graph_node_names.tolist()]
+        return linearise(
+            node_names[:num_entities],
+            node_names[num_entities:],
+            [phrases[r] for r in relations.tolist()],
+            owner,
+            self.cls_id,
+            self.sep_id,
+            self.pad_id,
+            self.linear_max_length,
+        )
+
+    def _phrases(self) -> list[list[int]]:
+        """Relation phrase token ids (tiny: one list per relation), decoded once per process."""
+        cached = self._phrase_cache
+        if cached is None:
+            flat = np.asarray(self.files.array(layout.RELATION_INPUT_IDS))
+            offsets = np.asarray(self.files.array(layout.RELATION_OFFSETS))
+            cached = [flat[a:b].tolist() for a, b in itertools.pairwise(offsets)]
+            self._phrase_cache = cached
+        return cached
+
+
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    """Concatenate int arrays as int64 (an empty list gives an empty array)."""
+    return np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, dtype=np.int64)
