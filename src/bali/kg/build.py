@@ -22,17 +22,17 @@ from bali.kg.config import KGConfig
 from bali.kg.graph import HELDOUT, KGPieces, dedupe_names, write_kg
 from bali.kg.obo import load_obo
 from bali.kg.tsv import load_tsv
+from bali.kg.umls import load_umls
 
 
 def normalised_keys(names: pa.Array) -> pa.Array:
-    """Lower-case, punctuation-free, space-collapsed form of each name (vectorised).
+    """Lower-cased name without anything but ASCII letters and digits (vectorised).
 
     Two names with the same key are "the same name" for leakage purposes: holding out
-    ``Parkinson's disease`` while ``parkinsons disease`` stays would leak the answer.
+    ``Parkinson's disease`` while ``parkinsons disease`` (or ``head-ache`` while ``headache``)
+    stays would leak the answer.
     """
-    lowered = pc.utf8_lower(names)
-    spaced = pc.replace_substring_regex(lowered, pattern=r"[^0-9a-z]+", replacement=" ")
-    return pc.utf8_trim_whitespace(spaced)
+    return pc.replace_substring_regex(pc.utf8_lower(names), pattern=r"[^0-9a-z]+", replacement="")
 
 
 def hold_out_synonyms(
@@ -93,6 +93,8 @@ def _load(config: KGConfig, budget: ErrorBudget) -> tuple[KGPieces, dict[str, An
     if config.source == "builtin":
         pieces, paths = load_builtin(budget, config.obo_name_scopes)
         return pieces, {role: str(p) for role, p in paths.items()}
+    if config.source == "umls":
+        return load_umls(config, budget), {"umls": config.umls_dir, "restrict_to": config.restrict_to}
     if config.source == "obo":
         return load_obo(config.obo_files, budget, config.obo_name_scopes), {"obo": list(config.obo_files)}
     if config.source == "tsv":

@@ -97,7 +97,10 @@ def build_csr(
         src, dst, rel = src[mask], dst[mask], rel[mask]
     num_rel = int(rel.max()) + 1 if rel.size else 1
     key = (src * num_nodes + dst) * num_rel + rel
-    key = np.unique(key)  # sorted by src, then dst, then rel
+    # Sort + run-length dedupe: sorted by src, then dst, then rel (np.unique's hashing is slower).
+    key.sort()
+    if key.size:
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
     rel = (key % num_rel).astype(np.int32)
     pair = key // num_rel
     dst = (pair % num_nodes).astype(np.int32)

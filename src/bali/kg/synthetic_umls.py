@@ -1,0 +1,335 @@
+"""Synthetic UMLS releases in the real RRF formats, for tests and benchmarks (UMLS itself is licensed).
+
+The proportions follow a real release: ~3.5 MRCONSO atoms per concept (1 + Poisson), ~80% English,
+~3% suppressed atoms, a preferred atom per concept (TS=P, STT=PF, ISPREF=Y), MeSH main headings
+(TTY=MH) and entry terms sharing a code with other concepts, strings with quotes and apostrophes,
+case-variant duplicate names, ~10 MRREL rows per concept listed in both directions with a REL/RELA
+mix (PAR/CHD with isa/inverse_isa, RB/RN, RO with may_treat/part_of/..., SIB, SY, some self-loops),
+1-2 semantic types per concept, some definitions, and an MRFILES.RRF giving the column layouts.
+
+Everything is generated column-wise with numpy/pyarrow and written as one Arrow string buffer per
+chunk, so a 1M-concept release (10M MRREL rows) takes seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bali.kg.umls import STANDARD_LAYOUT
+
+_WORDS = [
+    "acute",
+    "chronic",
+    "familial",
+    "juvenile",
+    "primary",
+    "secondary",
+    "congenital",
+    "idiopathic",
+    "malignant",
+    "benign",
+    "renal",
+    "hepatic",
+    "cardiac",
+    "pulmonary",
+    "neural",
+    "ocular",
+    "dermal",
+    "gastric",
+    "spinal",
+    "cerebral",
+    "muscular",
+    "syndrome",
+    "disease",
+    "disorder",
+    "deficiency",
+    "carcinoma",
+    "lymphoma",
+    "anemia",
+    "fever",
+    "pain",
+    "infection",
+    "inflammation",
+    "atrophy",
+    "dystrophy",
+    "stenosis",
+    "fibrosis",
+    "neuropathy",
+    "myopathy",
+    "receptor",
+    "kinase",
+    "protein",
+    "inhibitor",
+    "agonist",
+    "antibody",
+    "vaccine",
+    "sodium",
+    "potassium",
+    "chloride",
+    "acid",
+    "Crohn's",
+    "Parkinson's",
+    "Alzheimer's",
+    '"type"',
+    "(disorder)",
+    "[ambiguous]",
+    "5-HT",
+    "NOS,",
+    "1,2-diol",
+]
+_OTHER_LANGS = ("SPA", "FRE", "GER", "DUT", "ITA", "POR", "JPN", "CZE")
+_SABS = ("MSH", "SNOMEDCT_US", "NCI", "MTH", "RXNORM", "OMIM", "NCBI", "MDR", "HPO", "ICD10CM", "LNC")
+_SAB_WEIGHTS = np.array([20, 25, 12, 8, 8, 5, 5, 6, 4, 4, 3], dtype=float)
+_STY = (
+    ("T047", "B2.2.1.2.1", "Disease or Syndrome"),
+    ("T121", "A1.4.1.1.1", "Pharmacologic Substance"),
+    ("T116", "A1.4.1.2.1.7", "Amino Acid, Peptide, or Protein"),
+    ("T184", "A2.2.2", "Sign or Symptom"),
+    ("T023", "A1.2.3.1", "Body Part, Organ, or Organ Component"),
+    ("T109", "A1.4.1.2.1", "Organic Chemical"),
+    ("T191", "B2.2.1.2.1.2", "Neoplastic Process"),
+    ("T001", "A1.1", "Organism"),
+)
+# (REL, RELA) of a statement and of its mirror row, with weights; "" means no RELA.
+_REL_PAIRS = (
+    (("CHD", "isa"), ("PAR", "inverse_isa"), 20),
+    (("CHD", ""), ("PAR", ""), 15),
+    (("RN", ""), ("RB", ""), 12),
+    (("RO", ""), ("RO", ""), 15),
+    (("RO", "may_treat"), ("RO", "may_be_treated_by"), 6),
+    (("RO", "part_of"), ("RO", "has_part"), 6),
+    (("RO", "associated_with"), ("RO", "associated_with"), 4),
+    (("SIB", ""), ("SIB", ""), 10),
+    (("RQ", "mapped_to"), ("RQ", "mapped_from"), 5),
+    (("SY", ""), ("SY", ""), 4),
+    (("AQ", ""), ("QB", ""), 3),
+)
+_DESCRIPTIONS = {
+    "MRCONSO.RRF": "Concept names and sources",
+    "MRREL.RRF": "Related Concepts",
+    "MRSTY.RRF": "Semantic Types",
+    "MRDEF.RRF": "Definitions",
+    "MRFILES.RRF": "Relation Relation",
+}
+
+
+def _fmt(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    """``prefix`` + zero-padded numbers, as an Arrow string array."""
+    digits = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width, "0")
+    return pc.binary_join_element_wise(pa.scalar(prefix), digits, "")
+
+
+def _write_rows(handle: Any, columns: list[pa.Array | str]) -> None:
+    """Append ``|``-joined rows with UMLS's trailing ``|`` to an open binary file."""
+    joined = pc.binary_join_element_wise(*columns, pa.scalar("\n"), "|")
+    # A contiguous string array's value buffer is exactly the concatenated rows.
+    arr = joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+    handle.write(memoryview(arr.buffers()[2])[offsets[0] : offsets[-1]])
+
+
+def _names(rng: np.random.Generator, size: int, serial: np.ndarray) -> pa.Array:
+    """Two or three vocabulary words plus a per-concept serial, so names are mostly distinct."""
+    words = pa.array(_WORDS)
+    first = words.take(pa.array(rng.integers(0, len(_WORDS), size)))
+    second = words.take(pa.array(rng.integers(0, len(_WORDS), size)))
+    third = words.take(pa.array(rng.integers(0, len(_WORDS), size)))
+    three = pa.array(rng.random(size) < 0.4)
+    base = pc.if_else(
+        three,
+        pc.binary_join_element_wise(first, second, third, " "),
+        pc.binary_join_element_wise(first, second, " "),
+    )
+    return pc.binary_join_element_wise(base, pc.cast(pa.array(serial), pa.string()), " ")
+
+
+def write_synthetic_umls(
+    directory: str | Path,
+    n_concepts: int,
+    seed: int = 0,
+    *,
+    names_per_concept: float = 3.5,
+    english_fraction: float = 0.8,
+    rels_per_concept: float = 10.0,
+    suppressed_fraction: float = 0.03,
+    self_loop_fraction: float = 0.005,
+    definition_fraction: float = 0.1,
+    chunk_concepts: int = 200_000,
+) -> dict[str, Any]:
+    """Write MRCONSO/MRREL/MRSTY/MRDEF/MRFILES.RRF for ``n_concepts`` concepts into ``directory``.
+
+    Deterministic for a given ``seed``. Returns the row count of each file and the CUIs (sorted int
+    array, ``C%07d``) so callers can pick concepts to restrict to. Kept signature-stable: the linker
+    benchmark builds its >= 1M-name dictionary with it.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    cuis = np.sort(rng.choice(9_999_999, size=n_concepts, replace=False) + 1)
+    rows: dict[str, int] = dict.fromkeys(("MRCONSO.RRF", "MRREL.RRF", "MRSTY.RRF", "MRDEF.RRF"), 0)
+    sab_p = _SAB_WEIGHTS / _SAB_WEIGHTS.sum()
+    pair_w = np.array([w for _, _, w in _REL_PAIRS], dtype=float)
+    pair_p = pair_w / pair_w.sum()
+    aui = 0
+    with (
+        (out / "MRCONSO.RRF").open("wb") as conso,
+        (out / "MRREL.RRF").open("wb") as rel,
+        (out / "MRSTY.RRF").open("wb") as sty,
+        (out / "MRDEF.RRF").open("wb") as mrdef,
+    ):
+        for start in range(0, n_concepts, chunk_concepts):
+            chunk = cuis[start : start + chunk_concepts]
+            n = chunk.size
+            # MRCONSO: 1 + Poisson atoms per concept, the first one preferred.
+            per = 1 + rng.poisson(max(names_per_concept - 1.0, 0.0), n)
+            owner = np.repeat(np.arange(n), per)
+            m = owner.size
+            first = np.ones(m, dtype=bool)
+            first[1:] = owner[1:] != owner[:-1]
+            other_english = (english_fraction * names_per_concept - 1) / max(names_per_concept - 1, 1e-9)
+            english = first | (rng.random(m) < other_english)
+            lat = pa.array(
+                np.where(english, "ENG", np.array(_OTHER_LANGS)[rng.integers(0, len(_OTHER_LANGS), m)])
+            )
+            sab_idx = rng.choice(len(_SABS), size=m, p=sab_p)
+            sab = pa.array(np.array(_SABS)[sab_idx])
+            is_msh = sab_idx == 0
+            tty = np.where(is_msh, np.where(first, "MH", np.where(rng.random(m) < 0.5, "ET", "PEP")), "PT")
+            tty = np.where(~is_msh & ~first & (rng.random(m) < 0.6), "SY", tty)
+            # Codes: MeSH entry terms sometimes carry another concept's descriptor code (ambiguity).
+            code_owner = np.where(is_msh & ~first & (rng.random(m) < 0.2), rng.integers(0, n, m), owner)
+            code_num = (chunk[code_owner] * 7 + sab_idx) % 1_000_000
+            code = pc.if_else(
+                pa.array(is_msh),
+                _fmt("D", code_num, 6),
+                pc.if_else(pa.array(sab_idx == 3), pa.scalar("NOCODE"), _fmt("", code_num, 6)),
+            )
+            serial = start + owner
+            names = _names(rng, m, serial)
+            # Case variants of the concept's first name (duplicates after case folding).
+            first_pos = np.nonzero(first)[0][owner]
+            variant = ~first & (rng.random(m) < 0.08)
+            names = pc.if_else(pa.array(variant), pc.utf8_upper(names.take(pa.array(first_pos))), names)
+            suppress = np.where(
+                ~first & (rng.random(m) < suppressed_fraction),
+                np.array(["O", "E", "Y"])[rng.integers(0, 3, m)],
+                "N",
+            )
+            ts = np.where(first, "P", "S")
+            stt = np.where(first | (rng.random(m) < 0.7), "PF", "VO")
+            ispref = np.where(first | (rng.random(m) < 0.8), "Y", "N")
+            cui_str = _fmt("C", chunk[owner], 7)
+            aui_ids = aui + np.arange(m)
+            aui += m
+            _write_rows(
+                conso,
+                [
+                    cui_str,
+                    lat,
+                    pa.array(ts),
+                    _fmt("L", chunk[owner], 7),
+                    pa.array(stt),
+                    _fmt("S", aui_ids, 7),
+                    pa.array(ispref),
+                    _fmt("A", aui_ids, 8),
+                    pa.scalar(""),
+                    pa.scalar(""),
+                    pa.scalar(""),
+                    sab,
+                    pa.array(tty),
+                    code,
+                    names,
+                    pa.scalar("0"),
+                    pa.array(suppress),
+                    pa.scalar("256"),
+                ],
+            )
+            rows["MRCONSO.RRF"] += m
+
+            # MRREL: statements between random concepts of the release, each written in both directions.
+            k = round(n * rels_per_concept / 2)
+            a = chunk[rng.integers(0, n, k)]
+            b = np.where(rng.random(k) < self_loop_fraction, a, cuis[rng.integers(0, n_concepts, k)])
+            kind = rng.choice(len(_REL_PAIRS), size=k, p=pair_p)
+            fwd = np.array([f for f, _, _ in _REL_PAIRS])
+            bwd = np.array([r for _, r, _ in _REL_PAIRS])
+            cui1 = np.concatenate([a, b])
+            cui2 = np.concatenate([b, a])
+            rel_code = np.concatenate([fwd[kind, 0], bwd[kind, 0]])
+            rela = np.concatenate([fwd[kind, 1], bwd[kind, 1]])
+            rel_sab = pa.array(np.array(_SABS)[rng.choice(len(_SABS), size=2 * k, p=sab_p)])
+            rel_suppress = np.where(rng.random(2 * k) < 0.01, "O", "N")
+            rui = _fmt("R", rows["MRREL.RRF"] + np.arange(2 * k), 9)
+            _write_rows(
+                rel,
+                [
+                    _fmt("C", cui1, 7),
+                    pa.scalar(""),
+                    pa.scalar("CUI"),
+                    pa.array(rel_code),
+                    _fmt("C", cui2, 7),
+                    pa.scalar(""),
+                    pa.scalar("CUI"),
+                    pa.array(rela),
+                    rui,
+                    pa.scalar(""),
+                    rel_sab,
+                    rel_sab,
+                    pa.scalar(""),
+                    pa.scalar("Y"),
+                    pa.array(rel_suppress),
+                    pa.scalar(""),
+                ],
+            )
+            rows["MRREL.RRF"] += 2 * k
+
+            # MRSTY: one or two semantic types per concept.
+            n_types = 1 + (rng.random(n) < 0.3)
+            sty_owner = np.repeat(np.arange(n), n_types)
+            sty_idx = (rng.integers(0, len(_STY), sty_owner.size) + np.arange(sty_owner.size)) % len(_STY)
+            table = np.array(_STY)
+            _write_rows(
+                sty,
+                [
+                    _fmt("C", chunk[sty_owner], 7),
+                    pa.array(table[sty_idx, 0]),
+                    pa.array(table[sty_idx, 1]),
+                    pa.array(table[sty_idx, 2]),
+                    _fmt("AT", rows["MRSTY.RRF"] + np.arange(sty_owner.size), 8),
+                    pa.scalar("256"),
+                ],
+            )
+            rows["MRSTY.RRF"] += sty_owner.size
+
+            with_def = np.nonzero(rng.random(n) < definition_fraction)[0]
+            if with_def.size:
+                _write_rows(
+                    mrdef,
+                    [
+                        _fmt("C", chunk[with_def], 7),
+                        pa.scalar(""),
+                        _fmt("AT", rows["MRDEF.RRF"] + np.arange(with_def.size), 9),
+                        pa.scalar(""),
+                        pa.scalar("MSH"),
+                        pc.binary_join_element_wise(
+                            pa.scalar('A "synthetic" definition of concept'),
+                            _fmt("", with_def + start, 1),
+                            " ",
+                        ),
+                        pa.scalar("N"),
+                        pa.scalar(""),
+                    ],
+                )
+                rows["MRDEF.RRF"] += with_def.size
+    with (out / "MRFILES.RRF").open("w", encoding="utf-8") as handle:
+        for name in ("MRCONSO.RRF", "MRDEF.RRF", "MRFILES.RRF", "MRREL.RRF", "MRSTY.RRF"):
+            columns = STANDARD_LAYOUT[name]
+            count = rows.get(name, 5)
+            size = (out / name).stat().st_size if (out / name).exists() else 0
+            handle.write(f"{name}|{_DESCRIPTIONS[name]}|{','.join(columns)}|{len(columns)}|{count}|{size}|\n")
+    return {"directory": str(out), "rows": rows, "cuis": cuis}
