@@ -1,0 +1,155 @@
+"""``bali eval linking | task | report``: thin handlers over the importable evaluation functions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from bali.errors import BadInputError
+
+
+def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    from bali.evaluate.linking import evaluate_linking, format_rows
+
+    if (args.dictionary is None) == (args.kg is None):
+        raise BadInputError("give exactly one of --dictionary FILE and --kg DIR")
+    mentions = args.mentions
+    if mentions is None:
+        if args.format != "heldout" or args.kg is None:
+            raise BadInputError(
+                "--mentions is required (it may be omitted only with --format heldout --kg DIR)"
+            )
+        mentions = args.kg
+    result = evaluate_linking(
+        args.model,
+        args.dictionary or args.kg,
+        mentions,
+        args.pooling,
+        args.out,
+        mention_format=args.format,
+        entity_types=args.entity_type,
+        abbreviations=args.abbreviations,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        device=args.device,
+        overwrite=args.overwrite,
+    )
+    best = max(result["rows"], key=lambda r: r["acc@1"])
+    m = result["mentions"]
+    summary = (
+        f"linking: {m['scored']} mentions, {m['unmapped_gold_ids']} unmapped gold ids; best Acc@1 "
+        f"{100 * best['acc@1']:.2f} ({best['model']}, {best['pooling']}, {best['protocol']}, {best['subset']}) "
+        f"in {result['timing']['total_seconds']:.0f} s -> {args.out}"
+    )
+    return summary + "\n" + format_rows(result), result
+
+
+def _task(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    from bali.evaluate.finetune import finetune_task
+
+    result = finetune_task(
+        args.model,
+        args.task,
+        args.data,
+        args.out,
+        seeds=args.seeds,
+        initial_seed=args.seed,
+        subsample_train=args.subsample,
+        subsample_eval=args.eval_subsample,
+        epochs=args.epochs,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        overwrite=args.overwrite,
+    )
+    main = result["test"][result["main_metric"]]
+    summary = (
+        f"{result['task']}: test {result['main_metric']} {main['mean']:.4f} ± {main['std']:.4f} over "
+        f"{len(result['seeds'])} seeds -> {args.out}"
+    )
+    return summary, result
+
+
+def _report(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    import json
+
+    from bali.artifacts import atomic_output_dir
+    from bali.evaluate.report import write_report
+
+    linking, tasks = [], []
+    for directory in args.results or []:
+        path = Path(directory) / "results.json"
+        if not path.is_file():
+            raise BadInputError("not an evaluation results directory (no results.json)", directory)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        (linking if data.get("task") == "linking" else tasks).append(data)
+    metrics = None
+    if args.run is not None:
+        metrics = Path(args.run) / "metrics.jsonl" if Path(args.run).is_dir() else Path(args.run)
+    with atomic_output_dir(args.out, overwrite=args.overwrite) as tmp:
+        write_report(tmp, linking, metrics, args.embeddings, tasks)
+        files = sorted(p.name for p in tmp.iterdir())
+    return f"report: {', '.join(files)} -> {args.out}", {"out": str(args.out), "files": files}
+
+
+def register(subparsers: Any) -> None:
+    """Add ``bali eval`` and its subcommands."""
+    from bali.cli import add_json_flag
+
+    parser = subparsers.add_parser("eval", help="zero-shot entity linking, downstream fine-tuning, reports")
+    sub = parser.add_subparsers(dest="eval_command", metavar="EVAL_COMMAND")
+
+    p = sub.add_parser(
+        "linking",
+        help="zero-shot entity linking (nearest dictionary name by cosine), one row per model x pooling",
+    )
+    p.add_argument(
+        "--model", action="append", required=True, help="builtin, a local dir or a cached id; repeatable"
+    )
+    p.add_argument("--dictionary", help="ID[|altID]||name|synonym|... file (MEDIC, BioSyn dictionaries)")
+    p.add_argument("--kg", help="KG artefact directory as the dictionary (all names of every node)")
+    p.add_argument("--mentions", help="mention file; a KG directory for --format heldout")
+    p.add_argument("--format", choices=("pubtator", "biosyn", "heldout"), default="pubtator")
+    p.add_argument("--entity-type", action="append", help="keep only this type (repeatable), e.g. Disease")
+    p.add_argument("--pooling", nargs="+", choices=("mean", "cls"), default=["mean"])
+    p.add_argument(
+        "--abbreviations", action="store_true", help="add rows with Schwartz-Hearst expansion (PubTator only)"
+    )
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--max-length", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="results directory (results.json, report.md, predictions/)")
+    p.add_argument("--overwrite", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(handler=_linking)
+
+    p = sub.add_parser("task", help="fine-tune on a downstream task over seeds; test mean and std")
+    p.add_argument("--model", required=True)
+    p.add_argument("--task", required=True, help="hoc, gad, chemprot, ddi, biosses, bioasq, pubmedqa, medqa")
+    p.add_argument("--data", required=True, help="directory with the task's splits")
+    p.add_argument("--seeds", type=int, default=3, help="runs with seeds SEED, SEED+1, ...")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--subsample", type=int, help="cap the training set at N examples (fixed subset)")
+    p.add_argument("--eval-subsample", type=int, help="cap dev and test at N examples")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(handler=_task)
+
+    p = sub.add_parser("report", help="report.md + PNGs from a training run and evaluation results")
+    p.add_argument("--run", help="training run directory (metrics.jsonl) or the metrics.jsonl file")
+    p.add_argument(
+        "--results", nargs="+", help="results directories of `bali eval linking` / `bali eval task`"
+    )
+    p.add_argument("--embeddings", help=".npz with text, graph, labels arrays for the t-SNE plot")
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(handler=_report)

@@ -1,0 +1,288 @@
+"""Fine-tune a model on a downstream task over several seeds and report test metrics (mean, std).
+
+The protocol of BALI's released scripts (method.md E.1): independent runs with seeds
+``initial_seed + i`` on one fixed split, the epoch with the best dev score kept, then scored on test.
+A plain torch loop (AdamW, linear warm-up/decay) keeps it small and runs on a CPU with the
+``subsample``/``epochs``/``max_length`` options.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bali.artifacts import atomic_output_dir, write_json_atomic
+from bali.errors import BadInputError
+from bali.evaluate.tasks import get_task
+from bali.evaluate.tasks.base import Example, TaskSpec
+
+log = logging.getLogger(__name__)
+SUBSAMPLE_SEED = 0
+
+
+def subsample(examples: list[Example], n: int | None) -> list[Example]:
+    """The same ``n`` examples for every seed (a fixed shuffle), so seeds differ only in training."""
+    if n is None or n >= len(examples):
+        return examples
+    order = list(range(len(examples)))
+    random.Random(SUBSAMPLE_SEED).shuffle(order)
+    return [examples[i] for i in sorted(order[:n])]
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def load_model(model: str, spec: TaskSpec) -> Any:
+    """A task head on top of MODEL, resolved offline (``builtin``, a directory or a cached id)."""
+    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
+
+    from bali.lm import resolve_model
+
+    path = resolve_model(model)
+    try:
+        if spec.kind == "multiple_choice":
+            return AutoModelForMultipleChoice.from_pretrained(path, local_files_only=True)
+        problem = {
+            "single_label": "single_label_classification",
+            "multi_label": "multi_label_classification",
+            "regression": "regression",
+        }[spec.kind]
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(spec.labels), problem_type=problem, local_files_only=True
+        )
+    except OSError as exc:
+        raise BadInputError(f"cannot load '{model}' offline ({exc.__class__.__name__})") from exc
+
+
+def make_batch(
+    tokenizer: Any, spec: TaskSpec, examples: Sequence[Example], max_length: int
+) -> dict[str, torch.Tensor]:
+    """Tokenise with dynamic padding; labels shaped for the head's loss."""
+    if spec.kind == "multiple_choice":
+        firsts = [e.text for e in examples for _ in e.choices]
+        seconds = [c for e in examples for c in e.choices]
+        enc = tokenizer(
+            firsts, seconds, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        )
+        n_choices = len(examples[0].choices)
+        batch = {k: v.view(len(examples), n_choices, -1) for k, v in enc.items()}
+    else:
+        pairs = [e.text_pair for e in examples]
+        enc = tokenizer(
+            [e.text for e in examples],
+            pairs if any(p is not None for p in pairs) else None,
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        batch = dict(enc)
+    if spec.kind == "multi_label":
+        labels = torch.zeros(len(examples), len(spec.labels))
+        for row, e in enumerate(examples):
+            labels[row, list(e.label)] = 1.0
+    elif spec.kind == "regression":
+        labels = torch.tensor([float(e.label) for e in examples])
+    else:
+        labels = torch.tensor([int(e.label) for e in examples])
+    batch["labels"] = labels
+    return batch
+
+
+def predict(
+    model: Any,
+    tokenizer: Any,
+    spec: TaskSpec,
+    examples: Sequence[Example],
+    max_length: int,
+    batch_size: int,
+    device: str,
+) -> np.ndarray:
+    """Class indices, multi-hot rows (sigmoid > 0.5) or scores, by task kind."""
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for begin in range(0, len(examples), batch_size):
+            batch = make_batch(tokenizer, spec, examples[begin : begin + batch_size], max_length)
+            batch.pop("labels")
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+            if spec.kind == "multi_label":
+                outputs.append((torch.sigmoid(logits) > 0.5).int().numpy())
+            elif spec.kind == "regression":
+                outputs.append(logits.view(-1).numpy())
+            else:
+                outputs.append(logits.argmax(-1).numpy())
+    if not outputs:
+        return np.zeros(0)
+    return np.concatenate(outputs)
+
+
+def train_one_seed(
+    model_name: str,
+    spec: TaskSpec,
+    train: list[Example],
+    dev: list[Example],
+    test: list[Example],
+    *,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    max_length: int,
+    warmup_ratio: float,
+    weight_decay: float,
+    device: str,
+) -> dict[str, Any]:
+    """Train, keep the best dev epoch, score it on test."""
+    from transformers import get_linear_schedule_with_warmup
+
+    from bali.lm import load_tokenizer
+
+    set_seed(seed)
+    tokenizer = load_tokenizer(model_name)
+    model = load_model(model_name, spec).to(device)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    steps_per_epoch = (len(train) + batch_size - 1) // batch_size
+    total = max(1, steps_per_epoch * epochs)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
+    generator = torch.Generator().manual_seed(seed)
+    best_score, best_state, best_epoch = -float("inf"), None, -1
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(train), generator=generator).tolist()
+        losses = []
+        for begin in tqdm(
+            range(0, len(order), batch_size), desc=f"seed {seed} epoch {epoch + 1}", disable=None, leave=False
+        ):
+            batch = make_batch(
+                tokenizer, spec, [train[i] for i in order[begin : begin + batch_size]], max_length
+            )
+            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+        dev_metrics = spec.metric(predict(model, tokenizer, spec, dev, max_length, batch_size, device), dev)
+        history.append(
+            {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else 0.0, "dev": dev_metrics}
+        )
+        if dev_metrics[spec.main_metric] > best_score:
+            best_score, best_epoch = dev_metrics[spec.main_metric], epoch + 1
+            best_state = copy.deepcopy(model.state_dict())
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    test_metrics = spec.metric(predict(model, tokenizer, spec, test, max_length, batch_size, device), test)
+    return {
+        "seed": seed,
+        "best_epoch": best_epoch,
+        "dev": best_score,
+        "test": test_metrics,
+        "history": history,
+    }
+
+
+def finetune_task(
+    model: str,
+    task: str,
+    data_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    seeds: int = 3,
+    initial_seed: int = 42,
+    subsample_train: int | None = None,
+    subsample_eval: int | None = None,
+    epochs: int | None = None,
+    max_length: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    device: str = "cpu",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run ``seeds`` fine-tuning runs; returns (and writes) per-seed and mean/std test metrics.
+
+    Unset hyper-parameters take the task's recipe (method.md E.1). ``subsample_train`` caps the
+    training set and ``subsample_eval`` the dev and test sets (for CPU smoke runs; the report says so).
+    """
+    if seeds < 1:
+        raise BadInputError(f"--seeds must be >= 1, got {seeds}")
+    spec = get_task(task)
+    started = time.perf_counter()
+    data = spec.reader(Path(data_dir))
+    full_sizes = data.sizes()
+    train = subsample(data.train, subsample_train)
+    dev = subsample(data.dev, subsample_eval)
+    test = subsample(data.test, subsample_eval)
+    for split, examples in (("train", train), ("dev", dev), ("test", test)):
+        if not examples:
+            raise BadInputError(f"the '{split}' split has no examples", data_dir)
+    recipe = spec.recipe
+    settings = {
+        "epochs": epochs or recipe.epochs,
+        "batch_size": batch_size or recipe.batch_size,
+        "lr": lr or recipe.lr,
+        "max_length": max_length or recipe.max_length,
+        "warmup_ratio": recipe.warmup_ratio,
+        "weight_decay": recipe.weight_decay,
+        "device": device,
+    }
+    runs = []
+    for i in range(seeds):
+        runs.append(
+            train_one_seed(model, spec, train, dev, test, seed=initial_seed + i, **settings)  # type: ignore[arg-type]
+        )
+        log.info("%s seed %d: test %s", spec.name, initial_seed + i, runs[-1]["test"])
+    keys = [k for k in runs[0]["test"] if k != "documents"]
+    summary = {
+        k: {
+            "mean": float(np.mean([r["test"][k] for r in runs])),
+            "std": float(np.std([r["test"][k] for r in runs])),
+            "values": [float(r["test"][k]) for r in runs],
+        }
+        for k in keys
+    }
+    result: dict[str, Any] = {
+        "task": spec.name,
+        "model": str(model),
+        "data": str(data_dir),
+        "files": data.source,
+        "sizes": {"used": {"train": len(train), "dev": len(dev), "test": len(test)}, "available": full_sizes},
+        "seeds": [initial_seed + i for i in range(seeds)],
+        "settings": settings,
+        "metric_description": spec.metric_description
+        + f"; main metric '{spec.main_metric}', std over seeds (ddof=0)",
+        "main_metric": spec.main_metric,
+        "test": summary,
+        "dev_best": {"mean": float(np.mean([r["dev"] for r in runs])), "values": [r["dev"] for r in runs]},
+        "runs": runs,
+        "seconds": time.perf_counter() - started,
+    }
+    if out_dir is not None:
+        from bali.evaluate.report import write_report
+
+        with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+            write_json_atomic(tmp / "results.json", result)
+            write_report(tmp, task_results=[result], title=f"BALI fine-tuning: {spec.name}")
+    return result

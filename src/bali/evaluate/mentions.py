@@ -1,0 +1,211 @@
+"""Gold mentions for linking: PubTator, BioSyn ``.concept`` and a KG's held-out synonyms.
+
+Every reader returns :class:`Mention` objects whose gold field is already parsed into alternatives of
+composite parts with normalised ids, so the scorer never sees source-specific spellings:
+
+- PubTator (BC5CDR): a 6-column line's ``|`` joins *alternative* ids (``HITT`` -> two concepts);
+  a 7-column line is a *composite* mention (the 7th column lists the parts), so its ``|`` joins parts.
+  ``+`` always joins parts.
+- BioSyn ``.concept``: ``PMID||start|end||type||mention||ID``; ``|`` and ``,`` are alternatives and
+  ``+`` parts (BioSyn's own scorer treats ``|`` as any-of; the format cannot mark composites).
+- Held-out synonyms (``heldout_synonyms.tsv`` of a KG artefact): gold is that node (``KG:<id>``).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bali.errors import BadInputError
+from bali.evaluate.abbreviations import find_abbreviations
+from bali.evaluate.dictionary import Dictionary, kg_node_key
+from bali.ids import split_gold_ids
+
+HELDOUT_FILE = "heldout_synonyms.tsv"
+HELDOUT_HEADER = ["node_id", "source_id", "name"]
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One gold mention: its surface text and gold alternatives (each a list of composite parts)."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    entity_type: str
+    gold: tuple[tuple[str, ...], ...]
+    composite: bool
+    source: str
+    line: int
+
+    @property
+    def gold_ids(self) -> set[str]:
+        return {part for alternative in self.gold for part in alternative}
+
+
+def _parse_gold(field: str, path: Path, line: int, composite_separator: str | None = None) -> tuple:
+    """Parse and validate an id field; an id without a recognisable prefix is bad input."""
+    if composite_separator is not None:
+        field = field.replace(composite_separator, "+")
+    alternatives, composite = split_gold_ids(field)
+    for alternative in alternatives:
+        for part in alternative:
+            if ":" not in part:
+                raise BadInputError(
+                    f"unrecognised gold id '{part}' (expected MeSH D/C numbers, OMIM numbers or PREFIX:CODE)",
+                    path,
+                    line,
+                )
+    return tuple(tuple(a) for a in alternatives), composite
+
+
+def _type_ok(entity_type: str, wanted: Sequence[str] | None) -> bool:
+    return not wanted or entity_type.lower() in {w.lower() for w in wanted}
+
+
+def read_pubtator(
+    path: str | Path, entity_types: Sequence[str] | None = None
+) -> tuple[list[Mention], dict[str, str]]:
+    """Mentions of the wanted types, and each document's ``title + " " + abstract`` text."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError("mention file not found", path)
+    mentions: list[Mention] = []
+    texts: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            head = line.split("|", 2)
+            if len(head) == 3 and head[1] in ("t", "a") and "\t" not in head[0]:
+                texts.setdefault(head[0], []).append(head[2])
+                continue
+            cols = line.split("\t")
+            if len(cols) >= 4 and cols[1] == "CID":
+                continue  # a relation line
+            if len(cols) not in (6, 7) or not cols[1].isdigit() or not cols[2].isdigit():
+                raise BadInputError(
+                    "not PubTator: expected 'PMID|t|title', 'PMID|a|abstract' or "
+                    "'PMID<TAB>start<TAB>end<TAB>text<TAB>type<TAB>ids[<TAB>parts]'",
+                    path,
+                    line_no,
+                )
+            if not _type_ok(cols[4], entity_types):
+                continue
+            gold, composite = _parse_gold(cols[5], path, line_no, "|" if len(cols) == 7 else None)
+            mentions.append(
+                Mention(
+                    cols[0], int(cols[1]), int(cols[2]), cols[3], cols[4], gold, composite, "gold", line_no
+                )
+            )
+    if not texts and not mentions:
+        raise BadInputError("no PubTator documents found", path)
+    return mentions, {doc: " ".join(parts) for doc, parts in texts.items()}
+
+
+def read_biosyn(path: str | Path, entity_types: Sequence[str] | None = None) -> list[Mention]:
+    """A ``.concept`` file, or a directory of them (BioSyn keeps one file per document)."""
+    path = Path(path)
+    files = sorted(path.glob("*.concept")) if path.is_dir() else [path]
+    if not files or not files[0].is_file():
+        raise BadInputError("no .concept mention file found", path)
+    mentions: list[Mention] = []
+    for file in files:
+        with file.open(encoding="utf-8") as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                line = raw.rstrip("\n").rstrip("\r")
+                if not line.strip():
+                    continue
+                cols = line.split("||")
+                offsets = cols[1].split("|") if len(cols) == 5 else []
+                if len(cols) != 5 or len(offsets) != 2 or not all(o.strip().isdigit() for o in offsets):
+                    raise BadInputError(
+                        "not a BioSyn .concept line: expected 'PMID||start|end||type||mention||ID'",
+                        file,
+                        line_no,
+                    )
+                if not _type_ok(cols[2], entity_types):
+                    continue
+                gold, composite = _parse_gold(cols[4], file, line_no)
+                mentions.append(
+                    Mention(
+                        cols[0],
+                        int(offsets[0]),
+                        int(offsets[1]),
+                        cols[3],
+                        cols[2],
+                        gold,
+                        composite,
+                        "gold",
+                        line_no,
+                    )
+                )
+    return mentions
+
+
+def heldout_file(path: str | Path) -> Path:
+    """Accept the KG directory or the TSV itself."""
+    path = Path(path)
+    return path / HELDOUT_FILE if path.is_dir() else path
+
+
+def read_heldout(path: str | Path) -> list[Mention]:
+    """Held-out synonyms (``node_id<TAB>source_id<TAB>name``): each name's gold is its node."""
+    file = heldout_file(path)
+    if not file.is_file():
+        raise BadInputError(
+            f"no {HELDOUT_FILE}: build the KG with --holdout-synonyms N to get a held-out linking set", path
+        )
+    mentions: list[Mention] = []
+    with file.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header != HELDOUT_HEADER:
+            raise BadInputError(f"expected the header {'<TAB>'.join(HELDOUT_HEADER)}", file, 1)
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != 3 or not row[0].isdigit() or not row[2].strip():
+                raise BadInputError("expected node_id<TAB>source_id<TAB>name", file, line_no)
+            gold = ((kg_node_key(int(row[0])),),)
+            mentions.append(Mention(row[1], 0, 0, row[2].strip(), "heldout", gold, False, "heldout", line_no))
+    return mentions
+
+
+def expand_abbreviations(mentions: list[Mention], documents: dict[str, str]) -> tuple[list[Mention], int]:
+    """Replace a mention that is a short form defined in its document by the long form.
+
+    Returns the new list and how many mentions changed.
+    """
+    cache: dict[str, dict[str, str]] = {}
+    expanded: list[Mention] = []
+    changed = 0
+    for mention in mentions:
+        if mention.doc_id not in cache:
+            cache[mention.doc_id] = find_abbreviations(documents.get(mention.doc_id, ""))
+        long_form = cache[mention.doc_id].get(mention.text)
+        if long_form is not None:
+            mention = replace(mention, text=long_form, source="abbreviation")
+            changed += 1
+        expanded.append(mention)
+    return expanded, changed
+
+
+def check_heldout_leakage(mentions: Sequence[Mention], dictionary: Dictionary, path: str | Path) -> None:
+    """A held-out name still among its own node's dictionary names would inflate the score."""
+    held = {(m.gold[0][0], m.text.lower()): m for m in mentions}
+    for s, string in enumerate(dictionary.strings):
+        lowered = string.lower()
+        for concept in dictionary.concepts_of_string(s).tolist():
+            mention = held.get((kg_node_key(concept), lowered))
+            if mention is not None:
+                raise BadInputError(
+                    f"held-out synonym '{mention.text}' is still a dictionary name of node {concept}: "
+                    "the KG leaks its held-out set",
+                    heldout_file(path),
+                    mention.line,
+                )

@@ -1,0 +1,277 @@
+"""``report.md`` with PNG plots: training curves, linking Acc@k of base vs trained, t-SNE of embeddings.
+
+The report restates protocol, data, sizes and seeds next to every number, because entity-linking and
+QA numbers in this field are only comparable under the same protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bali.errors import BadInputError
+
+TRAINING_KEYS = ("loss", "mlm_loss", "align_loss")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """JSON lines of a run's ``metrics.jsonl``; a malformed line is bad input with its number."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    if not path.is_file():
+        raise BadInputError("training metrics not found (expected a run directory with metrics.jsonl)", path)
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BadInputError(f"not a JSON line: {exc.msg}", path, line_no) from exc
+            if not isinstance(record, dict):
+                raise BadInputError("expected a JSON object per line", path, line_no)
+            records.append(record)
+    return records
+
+
+def plot_training_curves(records: Sequence[dict[str, Any]], out: Path) -> Path | None:
+    """Loss components against step (training lines, validation markers) and the learning rate."""
+    train = [r for r in records if r.get("split", "train") == "train" and "step" in r]
+    valid = [r for r in records if r.get("split") == "validation" and "step" in r]
+    keys = [k for k in TRAINING_KEYS if any(k in r for r in train + valid)]
+    if not keys:
+        return None
+    has_lr = any("lr" in r for r in train)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2 if has_lr else 1, figsize=(11 if has_lr else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    for i, key in enumerate(keys):
+        color = f"C{i}"
+        points = [(r["step"], r[key]) for r in train if isinstance(r.get(key), (int, float))]
+        if points:
+            ax.plot(*zip(*points, strict=True), color=color, label=f"train {key}", linewidth=1)
+        points = [(r["step"], r[key]) for r in valid if isinstance(r.get(key), (int, float))]
+        if points:
+            ax.plot(
+                *zip(*points, strict=True), color=color, marker="o", linestyle="--", label=f"validation {key}"
+            )
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("training losses")
+    ax.legend(fontsize=8)
+    if has_lr:
+        lr = [(r["step"], r["lr"]) for r in train if isinstance(r.get("lr"), (int, float))]
+        axes[0][1].plot(*zip(*lr, strict=True), color="C3")
+        axes[0][1].set_xlabel("step")
+        axes[0][1].set_title("learning rate")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_linking(results: Sequence[dict[str, Any]], out: Path) -> Path | None:
+    """Grouped bars of Acc@k (plain protocol, all mentions): one bar per model, groups = pooling x k."""
+    rows = [r for res in results for r in res.get("rows", []) if r["subset"] == "all"]
+    if not rows:
+        return None
+    ks = sorted({int(key.split("@")[1]) for r in rows for key in r if key.startswith("acc@")})
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    groups = list(dict.fromkeys((r["pooling"], r["protocol"]) for r in rows))
+    table = {(r["model"], r["pooling"], r["protocol"]): r for r in rows}
+    labels = [f"{p}\n{proto}\nAcc@{k}" for p, proto in groups for k in ks]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) * max(1, len(models)) / 2), 4.5))
+    width = 0.8 / len(models)
+    x = np.arange(len(labels))
+    for i, model in enumerate(models):
+        values = [
+            100 * table.get((model, p, proto), {}).get(f"acc@{k}", np.nan) for p, proto in groups for k in ks
+        ]
+        bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, values, width, label=model)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("zero-shot entity linking")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def load_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``text`` [n, d], ``graph`` [n, d] and ``labels`` [n] from an .npz; shapes must agree."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError("embeddings file not found", path)
+    with np.load(path, allow_pickle=False) as data:
+        missing = [k for k in ("text", "graph", "labels") if k not in data]
+        if missing:
+            raise BadInputError(f"the .npz lacks arrays {missing} (needs text, graph, labels)", path)
+        text, graph, labels = data["text"], data["graph"], data["labels"]
+    if text.ndim != 2 or text.shape != graph.shape or len(labels) != len(text):
+        raise BadInputError(
+            f"text {text.shape}, graph {graph.shape} and labels ({len(labels)}) must be [n, d], [n, d], [n]",
+            path,
+        )
+    if len(text) < 3:
+        raise BadInputError("need at least 3 concepts for a 2-D projection", path)
+    return text.astype(np.float32), graph.astype(np.float32), labels
+
+
+def plot_embeddings(path: str | Path, out: Path, max_points: int = 500, seed: int = 0) -> tuple[Path, int]:
+    """t-SNE of text-side and graph-side embeddings in one space; a line joins a concept's two points."""
+    from sklearn.manifold import TSNE
+
+    text, graph, labels = load_embeddings(path)
+    if len(text) > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(len(text), max_points, replace=False))
+        text, graph, labels = text[keep], graph[keep], labels[keep]
+    n = len(text)
+    both = np.concatenate([text, graph])
+    both /= np.linalg.norm(both, axis=1, keepdims=True).clip(min=1e-12)
+    perplexity = float(min(30.0, (2 * n - 1) / 3))
+    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(both)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    for i in range(min(n, 60)):
+        ax.plot([xy[i, 0], xy[n + i, 0]], [xy[i, 1], xy[n + i, 1]], color="0.8", linewidth=0.5, zorder=1)
+    ax.scatter(xy[:n, 0], xy[:n, 1], s=12, marker="o", label="text side (LM)", zorder=2)
+    ax.scatter(xy[n:, 0], xy[n:, 1], s=14, marker="x", label="graph side (GNN)", zorder=2)
+    for i in range(min(n, 15)):
+        ax.annotate(str(labels[i])[:25], xy[i], fontsize=6)
+    ax.set_title(f"t-SNE of {n} concepts (lines join a concept's two views)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out, n
+
+
+def _linking_section(result: dict[str, Any]) -> list[str]:
+    from bali.evaluate.linking import format_rows
+
+    d, m = result["dictionary"], result["mentions"]
+    lines = [
+        "## Zero-shot entity linking",
+        "",
+        f"**Protocol.** {result['protocol']}",
+        "",
+        f"**Dictionary.** `{d['source']}`: {d['concepts']} concepts, {d['names']} names "
+        f"({d['distinct_name_strings']} distinct strings), {d['ids']} ids"
+        + (
+            f"; {d['unrecognised_ids']} ids without a known prefix kept verbatim"
+            if d["unrecognised_ids"]
+            else ""
+        )
+        + ".",
+        "",
+        f"**Mentions.** `{m['source']}` ({m['format']}"
+        + (f", types {', '.join(m['entity_types'])}" if m["entity_types"] else "")
+        + f"): {m['total']} mentions, {m['scored']} scored, {m['without_gold_id']} without a gold id (not scored), "
+        f"{m['composite']} composite, {m['with_alternatives']} with alternative ids; "
+        f"{m['unmapped_gold_ids']} of {m['distinct_gold_ids']} distinct gold ids are absent from the dictionary, "
+        f"and {m['mentions_with_all_gold_unmapped']} mentions have no gold id in it (scored as misses).",
+    ]
+    if m.get("abbreviations_expanded"):
+        lines.append(
+            f"Abbreviation expansion (Schwartz-Hearst) changed {m['abbreviations_expanded']} mentions."
+        )
+    s = result["settings"]
+    lines += [
+        "",
+        f"Settings: pooling {', '.join(s['pooling'])}; max length {s['max_length']}; batch {s['batch_size']}; "
+        f"device {s['device']}; total time {result['timing']['total_seconds']:.1f} s. Deterministic (no seeds).",
+        "",
+        "```",
+        format_rows(result),
+        "```",
+        "",
+    ]
+    return lines
+
+
+def _task_section(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## Fine-tuning: {result['task']}",
+        "",
+        f"Data `{result['data']}`; sizes {result['sizes']}; seeds {result['seeds']}; settings {result['settings']}.",
+        f"Metric: {result['metric_description']}",
+        "",
+        "| metric | mean | std | per seed |",
+        "|---|---|---|---|",
+    ]
+    for key, summary in result["test"].items():
+        per_seed = ", ".join(f"{v:.4f}" for v in summary["values"])
+        lines.append(f"| test {key} | {summary['mean']:.4f} | {summary['std']:.4f} | {per_seed} |")
+    lines.append("")
+    return lines
+
+
+def write_report(
+    out_dir: str | Path,
+    linking_results: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+    metrics_path: str | Path | None = None,
+    embeddings_path: str | Path | None = None,
+    task_results: Sequence[dict[str, Any]] | None = None,
+    title: str = "BALI evaluation",
+) -> Path:
+    """Write ``report.md`` and its PNGs into ``out_dir`` (created if needed); returns the report path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(linking_results, dict):
+        linking_results = [linking_results]
+    linking_results = list(linking_results or [])
+    lines = [f"# {title}", ""]
+    if metrics_path is not None:
+        records = read_metrics(metrics_path)
+        plot = plot_training_curves(records, out / "training_curves.png")
+        steps = [r["step"] for r in records if "step" in r]
+        lines += [
+            "## Training",
+            "",
+            f"`{metrics_path}`: {len(records)} records"
+            + (f", steps {min(steps)}-{max(steps)}" if steps else "")
+            + ".",
+            "",
+        ]
+        if plot is not None:
+            lines += [f"![training curves]({plot.name})", ""]
+    if linking_results:
+        plot = plot_linking(linking_results, out / "linking_acc.png")
+        if plot is not None:
+            lines += [f"![linking accuracy]({plot.name})", ""]
+        for result in linking_results:
+            lines += _linking_section(result)
+    for result in task_results or []:
+        lines += _task_section(result)
+    if embeddings_path is not None:
+        plot, n = plot_embeddings(embeddings_path, out / "embeddings_tsne.png")
+        lines += [
+            "## Text-side vs graph-side embeddings",
+            "",
+            f"t-SNE (scikit-learn, seed 0) of {n} concepts from `{embeddings_path}`.",
+            "",
+            f"![t-SNE]({plot.name})",
+            "",
+        ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,65 @@
+"""MedQA-USMLE 4-option multiple choice, jsonl: ``question``, ``options`` {A..D}, ``answer_idx``.
+
+Accepted file names per split: ``{split}.jsonl``, ``phrases_no_exclude_{split}.jsonl`` (the MedQA
+release) and ``{split}_4options.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bali.errors import BadInputError
+from bali.evaluate.tasks.base import Example, Recipe, TaskData, TaskSpec, accuracy, split_file
+
+LETTERS = ("A", "B", "C", "D")
+NAMES = ("{split}.jsonl", "phrases_no_exclude_{split}.jsonl", "{split}_4options.jsonl")
+
+
+def _read(path: Path) -> list[Example]:
+    examples = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BadInputError(f"not a JSON line: {exc.msg}", path, line_no) from exc
+            options = item.get("options") if isinstance(item, dict) else None
+            if not isinstance(options, dict) or set(options) != set(LETTERS) or "question" not in item:
+                raise BadInputError("expected question, options A-D and answer_idx", path, line_no)
+            if item.get("answer_idx") not in LETTERS:
+                raise BadInputError(f"answer_idx must be one of {LETTERS}", path, line_no)
+            examples.append(
+                Example(
+                    str(item.get("realidx", line_no)),
+                    item["question"],
+                    None,
+                    LETTERS.index(item["answer_idx"]),
+                    tuple(str(options[k]) for k in LETTERS),
+                )
+            )
+    return examples
+
+
+def read(directory: Path) -> TaskData:
+    """train/dev/test jsonl files."""
+    files = {s: split_file(directory, s, NAMES) for s in ("train", "dev", "test")}
+    return TaskData(
+        *(_read(files[s]) for s in ("train", "dev", "test")), {s: str(p) for s, p in files.items()}
+    )
+
+
+SPECS = [
+    TaskSpec(
+        name="medqa",
+        kind="multiple_choice",
+        labels=list(LETTERS),
+        metric=accuracy,
+        metric_description="accuracy over 4 options (AutoModelForMultipleChoice, softmax over options)",
+        main_metric="accuracy",
+        reader=read,
+        recipe=Recipe(batch_size=32, lr=2e-5, epochs=2, max_length=512),
+    )
+]

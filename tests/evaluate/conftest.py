@@ -1,0 +1,89 @@
+"""Tiny fixtures for the evaluation tests, written on the fly (no shared data, no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
+
+MEDIC = """\
+D001819||Bluetongue|Blue Tongue
+C567755|613097||Tooth Agenesis, Selective, 6|STHAG6
+D003920||Diabetes Mellitus|diabetes
+D006333||Heart Failure|cardiac failure|HF
+C||Diseases
+"""
+
+PUBTATOR = """\
+1|t|Heart failure (HF) in diabetes.
+1|a|Patients with HF and diabetes mellitus had tooth agenesis.
+1\t0\t13\tHeart failure\tDisease\tD006333
+1\t15\t17\tHF\tDisease\tMESH:D006333
+1\t22\t30\tdiabetes\tDisease\tD003920|D999999
+1\t46\t60\theart failure and diabetes\tDisease\tD006333|D003920\theart failure|diabetes
+1\t80\t86\tdunno\tDisease\t-1
+1\t0\t5\tHeart\tChemical\tD000001
+1\tCID\tD000001\tD006333
+
+"""
+
+BIOSYN = """\
+1||0|13||Disease||Heart failure||D006333
+1||22|30||Disease||diabetes||MESH:D003920|D999999
+1||40|50||Disease||blue tongue+HF||D001819+D006333
+1||50|60||Chemical||aspirin||D001241
+"""
+
+
+@pytest.fixture
+def medic_file(tmp_path: Path) -> Path:
+    path = tmp_path / "medic.txt"
+    path.write_text(MEDIC)
+    return path
+
+
+@pytest.fixture
+def pubtator_file(tmp_path: Path) -> Path:
+    path = tmp_path / "test.PubTator.txt"
+    path.write_text(PUBTATOR)
+    return path
+
+
+@pytest.fixture
+def biosyn_file(tmp_path: Path) -> Path:
+    path = tmp_path / "test.concept"
+    path.write_text(BIOSYN)
+    return path
+
+
+@pytest.fixture
+def tiny_kg(tmp_path: Path) -> Path:
+    """A 3-node KG written with the KG stage's writer, one synonym per node held out."""
+    from bali.kg.graph import Relation, write_kg
+
+    out = tmp_path / "kg"
+    concepts = pa.table(
+        {
+            "source_id": ["HP:0001250", "DOID:9352", "HP:0001945"],
+            "preferred_name": ["Seizure", "Diabetes", "Fever"],
+        }
+    )
+    with atomic_output_dir(out) as tmp:
+        counts = write_kg(
+            tmp,
+            concepts=concepts,
+            name_node_ids=np.array([0, 0, 1, 1, 2]),
+            names=["Seizure", "Epileptic fit", "Diabetes", "diabetes mellitus", "Fever"],
+            edges=(np.array([0]), np.array([1]), np.array([0])),
+            relations=[Relation("is_a")],
+            xrefs=pa.table({"key": ["MSH:D012640", "D003920"], "node_id": [0, 1], "preferred": [True, True]}),
+        )
+        (tmp / "heldout_synonyms.tsv").write_text(
+            "node_id\tsource_id\tname\n0\tHP:0001250\tconvulsion\n2\tHP:0001945\tpyrexia\n"
+        )
+        write_json_atomic(tmp / "manifest.json", make_manifest("kg", {}, {}, counts))
+    return out

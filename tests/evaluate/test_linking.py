@@ -1,0 +1,289 @@
+"""Zero-shot linking: dictionaries, mention readers, the scoring rules and the end-to-end command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bali.errors import BadInputError
+from bali.evaluate import linking
+from bali.evaluate.abbreviations import find_abbreviations
+from bali.evaluate.dictionary import build_dictionary, load_dictionary, load_dictionary_file
+from bali.evaluate.linking import evaluate_linking, gold_concepts, knn, rank_concepts, score
+from bali.evaluate.mentions import read_biosyn, read_heldout, read_pubtator
+
+
+def test_medic_dictionary(medic_file: Path) -> None:
+    d = load_dictionary_file(medic_file)
+    assert d.num_concepts == 5 and d.num_names == 10
+    assert d.concept_ids[1] == ["MESH:C567755", "OMIM:613097"]
+    assert d.id_index["OMIM:613097"] == [1] and d.has_id("MESH:D006333")
+    assert d.stats()["unrecognised_ids"] == 1  # MEDIC's root 'C' is kept verbatim and counted
+
+
+def test_kg_dictionary_has_xrefs_and_node_keys(tiny_kg: Path) -> None:
+    d = load_dictionary(tiny_kg)
+    assert d.num_concepts == 3 and "Epileptic fit" in d.strings
+    assert d.id_index["MESH:D012640"] == [0] and d.id_index["MESH:D003920"] == [1]
+    assert d.id_index["KG:2"] == [2] and d.id_index["HP:0001945"] == [2]
+
+
+def test_bad_dictionaries(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("D000001||Calcimycin\nD000002 Temefos\n")
+    with pytest.raises(BadInputError, match=r"bad\.txt:2"):
+        load_dictionary_file(bad)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(BadInputError, match="empty"):
+        load_dictionary_file(empty)
+    noname = tmp_path / "noname.txt"
+    noname.write_text("D000001||\n")
+    with pytest.raises(BadInputError, match=r"noname\.txt:1.*without any name"):
+        load_dictionary_file(noname)
+
+
+def test_pubtator_reader(pubtator_file: Path) -> None:
+    mentions, docs = read_pubtator(pubtator_file, ["Disease"])
+    assert len(mentions) == 5 and docs["1"].startswith("Heart failure (HF)")
+    hf, _, alt, comp, none = mentions
+    assert hf.gold == (("MESH:D006333",),) and not hf.composite
+    assert alt.gold == (("MESH:D003920",), ("MESH:D999999",)) and not alt.composite
+    assert comp.gold == (("MESH:D006333", "MESH:D003920"),) and comp.composite  # 7 columns = composite
+    assert none.gold == ()
+    assert len(read_pubtator(pubtator_file)[0]) == 6  # no type filter
+
+
+def test_biosyn_reader(biosyn_file: Path) -> None:
+    mentions = read_biosyn(biosyn_file, ["disease"])
+    assert [m.text for m in mentions] == ["Heart failure", "diabetes", "blue tongue+HF"]
+    assert mentions[1].gold == (("MESH:D003920",), ("MESH:D999999",))
+    assert mentions[2].composite and mentions[2].gold == (("MESH:D001819", "MESH:D006333"),)
+
+
+def test_malformed_mentions(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.PubTator.txt"
+    bad.write_text("1|t|Title\n1\t0\tx\tTitle\tDisease\tD000001\n")
+    with pytest.raises(BadInputError, match=r"bad\.PubTator\.txt:2"):
+        read_pubtator(bad)
+    bad_id = tmp_path / "badid.concept"
+    bad_id.write_text("1||0|5||Disease||fever||D000001\n1||0|5||Disease||fever||banana\n")
+    with pytest.raises(BadInputError, match=r"badid\.concept:2.*unrecognised gold id 'banana'"):
+        read_biosyn(bad_id)
+    with pytest.raises(BadInputError, match=r"x\.concept:1"):
+        (tmp_path / "x.concept").write_text("1|0|5|Disease|fever|D000001\n")
+        read_biosyn(tmp_path / "x.concept")
+
+
+def test_heldout_reader_and_leakage(tiny_kg: Path, tmp_path: Path) -> None:
+    mentions = read_heldout(tiny_kg)
+    assert [(m.text, m.gold) for m in mentions] == [("convulsion", (("KG:0",),)), ("pyrexia", (("KG:2",),))]
+    d = load_dictionary(tiny_kg)
+    assert "convulsion" not in d.strings and "pyrexia" not in d.strings  # withheld names are not leaked
+    leaky = tmp_path / "leaky.tsv"
+    leaky.write_text("node_id\tsource_id\tname\n1\tDOID:9352\tDIABETES MELLITUS\n")
+    from bali.evaluate.mentions import check_heldout_leakage
+
+    with pytest.raises(BadInputError, match=r"leaky\.tsv:2.*leaks"):
+        check_heldout_leakage(read_heldout(leaky), d, leaky)
+    with pytest.raises(BadInputError, match="holdout-synonyms"):
+        read_heldout(tmp_path)
+    (tmp_path / "h.tsv").write_text("id\tname\n")
+    with pytest.raises(BadInputError, match=r"h\.tsv:1"):
+        read_heldout(tmp_path / "h.tsv")
+
+
+def test_abbreviations() -> None:
+    found = find_abbreviations("Heart failure (HF) is common. We studied HF in diabetes mellitus (DM).")
+    assert found == {"HF": "Heart failure", "DM": "diabetes mellitus"}
+    assert find_abbreviations("a value (p < 0.05) and (2011)") == {}
+
+
+def _dictionary() -> linking.Dictionary:
+    # concepts: 0 = A, 1 = B, 2 = C; the string "shared" names both B and A (tie -> A first).
+    return build_dictionary(
+        "test",
+        [["MESH:D000001"], ["MESH:D000002", "OMIM:100100"], ["MESH:D000003"]],
+        ["alpha", "shared", "beta", "shared", "gamma"],
+        [0, 1, 1, 0, 2],
+    )
+
+
+def test_rank_concepts_dedupes_and_breaks_ties_by_dictionary_order() -> None:
+    d = _dictionary()
+    assert d.strings == ["alpha", "shared", "beta", "gamma"]
+    assert d.concepts_of_string(1).tolist() == [0, 1]
+    vectors = np.eye(4, dtype=np.float32)
+    # query = "shared": concepts 0 and 1 tie on the same string, 0 comes first (dictionary order)
+    ranking = rank_concepts(vectors[[1]], vectors, d, depth=3)
+    assert ranking.concepts[0].tolist()[:2] == [0, 1]
+    # equal scores of different strings: lower string index first, each concept once
+    query = np.array([[0.0, 0.0, 1.0, 1.0]], dtype=np.float32)
+    assert rank_concepts(query, vectors, d, depth=3).concepts[0].tolist() == [1, 2, 0]
+    _scores, ids = knn(np.array([[1, 1, 1, 1]], np.float32), vectors, 4)
+    assert ids[0].tolist() == [0, 1, 2, 3]
+
+
+def test_scoring_rules_alternatives_composites_and_ids() -> None:
+    from bali.evaluate.mentions import Mention
+
+    d = _dictionary()
+
+    def mention(gold: tuple, composite: bool = False) -> Mention:
+        return Mention("1", 0, 1, "x", "Disease", gold, composite, "gold", 1)
+
+    # '|' alternatives: any-of; normalised ids: OMIM:100100 reaches concept 1
+    assert gold_concepts(mention((("MESH:D000009",), ("OMIM:100100",))), d) == {1}
+    # composite: any part
+    assert gold_concepts(mention((("MESH:D000001", "MESH:D000003"),), True), d) == {0, 2}
+    ranked = [np.array([1, 0, 2]), np.array([2, 1]), np.array([0])]
+    gold = [{1}, {1}, {2}]
+    metrics = score(ranked, gold, (1, 5))
+    assert metrics["acc@1"] == pytest.approx(1 / 3) and metrics["acc@5"] == pytest.approx(2 / 3)
+    assert metrics["mrr"] == pytest.approx((1 + 0.5 + 0) / 3) and metrics["mentions"] == 3
+
+
+@pytest.fixture
+def exact_match_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replace the LM by an embedding where equal lower-cased strings coincide (exact-match linking)."""
+
+    dims: dict[str, int] = {}
+
+    def fake_encode(model, tokenizer, texts, poolings, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = np.zeros((len(texts), 256), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, dims.setdefault(t.lower(), len(dims))] = 1.0
+            out[i, 255] = 0.1
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        return {p: out for p in poolings}
+
+    monkeypatch.setattr(linking, "encode_texts", fake_encode)
+    monkeypatch.setattr("bali.lm.load_encoder", lambda m: object())
+    monkeypatch.setattr("bali.lm.load_tokenizer", lambda m: object())
+
+
+def test_evaluate_linking_counts_and_rows(
+    exact_match_encoder: None, medic_file: Path, pubtator_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "el"
+    result = evaluate_linking(
+        ["m1", "m2"],
+        medic_file,
+        pubtator_file,
+        ["mean", "cls"],
+        out,
+        entity_types=["Disease"],
+        abbreviations=True,
+    )
+    m = result["mentions"]
+    assert m["total"] == 5 and m["scored"] == 4 and m["without_gold_id"] == 1 and m["composite"] == 1
+    assert m["unmapped_gold_ids"] == 1 and m["unmapped_gold_id_examples"] == ["MESH:D999999"]
+    assert m["abbreviations_expanded"] == 1
+    assert len(result["rows"]) == 2 * 2 * 2 * 2  # models x poolings x protocols x subsets
+    row = next(
+        r
+        for r in result["rows"]
+        if r["model"] == "m1" and r["subset"] == "all" and r["protocol"] == "zero-shot"
+    )
+    # Heart failure, HF, diabetes hit; the composite "heart failure and diabetes" misses (no such name)
+    assert row["acc@1"] == pytest.approx(3 / 4) and row["mentions"] == 4
+    nocomp = next(r for r in result["rows"] if r["model"] == "m1" and r["subset"] == "no-composite")
+    assert nocomp["mentions"] == 3 and nocomp["acc@1"] == 1.0
+    saved = json.loads((out / "results.json").read_text())
+    assert "ANY of its parts" in saved["protocol"]
+    assert (out / "report.md").read_text().count("Acc@1") >= 1
+    assert (out / "linking_acc.png").stat().st_size > 1000
+    assert len(list((out / "predictions").glob("*.jsonl"))) == 2 * 2 * 2
+
+
+def test_evaluate_linking_heldout(exact_match_encoder: None, tiny_kg: Path) -> None:
+    result = evaluate_linking(["m"], tiny_kg, tiny_kg, ["mean"], mention_format="heldout")
+    assert result["mentions"]["scored"] == 2 and result["mentions"]["unmapped_gold_ids"] == 0
+    assert result["rows"][0]["mentions"] == 2
+
+
+def test_real_encoder_end_to_end(
+    tiny_bert_dir: str, medic_file: Path, biosyn_file: Path, tmp_path: Path
+) -> None:
+    from bali.cli import main
+
+    out = tmp_path / "el"
+    code = main(
+        [
+            "eval",
+            "linking",
+            "--model",
+            tiny_bert_dir,
+            "--dictionary",
+            str(medic_file),
+            "--mentions",
+            str(biosyn_file),
+            "--format",
+            "biosyn",
+            "--entity-type",
+            "Disease",
+            "--pooling",
+            "mean",
+            "cls",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["pooling"] for r in rows} == {"mean", "cls"} and all(0 <= r["acc@5"] <= 1 for r in rows)
+    assert (
+        main(
+            [
+                "eval",
+                "linking",
+                "--model",
+                tiny_bert_dir,
+                "--dictionary",
+                str(medic_file),
+                "--mentions",
+                str(biosyn_file),
+                "--format",
+                "biosyn",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )  # exists, no --overwrite
+    assert (
+        main(
+            [
+                "eval",
+                "linking",
+                "--model",
+                tiny_bert_dir,
+                "--mentions",
+                str(biosyn_file),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )  # no dictionary
+
+
+def test_encode_matches_unsorted_forward(tiny_bert_dir: str) -> None:
+    import torch
+
+    from bali.evaluate.encode import encode_texts
+    from bali.lm import load_encoder, load_tokenizer
+
+    tok, model = load_tokenizer(tiny_bert_dir), load_encoder(tiny_bert_dir)
+    texts = ["heart failure", "a much longer disease name with words", "HF"]
+    got = encode_texts(model, tok, texts, ["mean", "cls"], batch_size=2)
+    with torch.inference_mode():
+        enc = tok(texts[1], return_tensors="pt")
+        hidden = model(**enc).last_hidden_state[0]
+    expected = torch.nn.functional.normalize(hidden.mean(0), dim=-1).numpy()
+    assert np.allclose(got["mean"][1], expected, atol=1e-5)
+    assert np.allclose(np.linalg.norm(got["cls"], axis=1), 1.0, atol=1e-5)
