@@ -148,3 +148,15 @@ def test_document_definition_beats_dictionary_acronym() -> None:
         "abbreviation",
         "abbreviation",
     ]
+
+
+def test_eponym_possessives_match_either_spelling() -> None:
+    linker = make()
+    text = "Parkinson's disease, Parkinson’s disease and Parkinson disease."
+    assert [s for s, _, _ in surfaces(text, linker)] == [
+        "Parkinson's disease",
+        "Parkinson’s disease",
+        "Parkinson disease",
+    ]
+    graves = DictionaryLinker(["Graves disease"], [0], show_progress=False)
+    assert [m[:2] for m in graves.link("In Graves' disease.")] == [(3, 18)]

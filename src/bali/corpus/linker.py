@@ -91,6 +91,60 @@ def normalise_name(name: str) -> str:
     return " ".join(normalise_text(name)[0].split())
 
 
+# Heads after which an eponym is written with or without a possessive: "Parkinson disease",
+# "Parkinson's disease", "Graves' disease".
+_EPONYM_HEADS = frozenset(
+    [
+        "disease",
+        "diseases",
+        "syndrome",
+        "syndromes",
+        "disorder",
+        "palsy",
+        "sign",
+        "phenomenon",
+        "anomaly",
+        "anemia",
+        "anaemia",
+        "tumor",
+        "tumour",
+        "sarcoma",
+        "lymphoma",
+        "ataxia",
+        "dystrophy",
+        "encephalopathy",
+        "neuralgia",
+        "paralysis",
+        "chorea",
+        "ulcer",
+        "contracture",
+        "cyst",
+    ]
+)
+
+
+def possessive_variants(key: str) -> list[str]:
+    """``key`` plus its eponym-possessive spellings, as :func:`normalise_text` writes them.
+
+    With punctuation as spaces "Parkinson's disease" reads "parkinson s disease" and "Graves'
+    disease" reads "graves  disease"; a dictionary that lists only one spelling (MEDIC has
+    "Parkinson Disease") would miss the others, which are the usual spelling in abstracts.
+    """
+    words = key.split(" ")
+    variants = [key]
+    for i in range(len(words) - 1):
+        head, word = words[i + 1], words[i]
+        if head not in _EPONYM_HEADS or not word.isalpha():
+            continue
+        if word == "s" and i > 0:  # "parkinson s disease" -> "parkinson disease"
+            variants.append(" ".join(words[:i] + words[i + 1 :]))
+        elif len(word) > 2 and word.endswith("s"):  # "graves disease" -> "graves  disease"
+            variants.append(" ".join([*words[: i + 1], "", *words[i + 1 :]]))
+        elif len(word) > 2:
+            variants.append(" ".join([*words[: i + 1], "s", *words[i + 1 :]]))
+    return variants
+
+
 def _case_key(surface: str) -> str:
     """How an acronym is compared case-sensitively: NFKC, punctuation as single spaces."""
     surface = unicodedata.normalize("NFKC", surface)
@@ -159,7 +213,8 @@ class DictionaryLinker:
             if is_acronym(name.strip(), opts.acronym_max_length):
                 sensitive.setdefault(key, {}).setdefault(_case_key(name), set()).add(node)
             else:
-                insensitive.setdefault(key, set()).add(node)
+                for variant in possessive_variants(key):
+                    insensitive.setdefault(variant, set()).add(node)
         automaton = ahocorasick.Automaton()
         keys = set(insensitive) | set(sensitive)
         for key in keys:
