@@ -23,3 +23,5 @@ def test_roundtrip_with_small_row_groups(tmp_path: Path) -> None:
     assert corpus.sentence(0) == ("Aspirin treats headache.", [(0, 7, [0]), (15, 23, [1, 2])])
     assert corpus.sentence(1) == ("No mention here.", [])
     assert list(corpus)[2] == ("Fever.", [(0, 5, [2])])
+    batches = list(corpus.iter_batches(2))
+    assert [len(b) for b in batches] == [2, 1] and batches[1][0] == ("Fever.", [(0, 5, [2])])

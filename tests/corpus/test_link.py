@@ -222,3 +222,7 @@ def test_usage_errors(tiny_kg: KGFactory, tmp_path: Path, capsys: pytest.Capture
         ["--kg", str(kg), "--input", str(tmp_path / "x.txt"), "--out", str(tmp_path / "e")], capsys
     )
     assert code == 2 and "x.txt: input file not found" in err
+    code, _, err = run(
+        ["--kg", str(kg), "--builtin", "--out", str(tmp_path / "f"), "--max-errors", "-1"], capsys
+    )
+    assert code == 2 and "--max-errors must be >= 0" in err

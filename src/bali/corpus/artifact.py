@@ -127,3 +127,10 @@ class LinkedCorpus:
     def __iter__(self) -> Iterator[tuple[str, list[Mention]]]:
         for i in range(len(self)):
             yield self.sentence(i)
+
+    def iter_batches(self, size: int) -> Iterator[list[tuple[str, list[Mention]]]]:
+        """Consecutive sentences in lists of ``size`` (the last one shorter), for streaming consumers."""
+        if size < 1:
+            raise ValueError(f"batch size must be >= 1, got {size}")
+        for lo in range(0, len(self), size):
+            yield [self.sentence(i) for i in range(lo, min(lo + size, len(self)))]

@@ -7,6 +7,7 @@ from typing import Any
 
 from bali.cli import add_json_flag
 from bali.corpus.config import CorpusConfig
+from bali.errors import BadInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,6 +78,13 @@ def handle_link(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """Run :func:`link_corpus` with the command-line settings."""
     from bali.corpus.link import link_corpus
 
+    for flag, value, lowest in (
+        ("--max-errors", args.max_errors, 0),
+        ("--min-name-length", args.min_name_length, 1),
+        ("--acronym-max-length", args.acronym_max_length, 0),
+    ):
+        if value < lowest:
+            raise BadInputError(f"{flag} must be >= {lowest}, got {value}")
     config = CorpusConfig(
         builtin=bool(args.builtin),
         inputs=list(args.input or []),
@@ -85,12 +93,12 @@ def handle_link(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         mentions=args.mentions,
         entity_types=list(args.entity_types),
         unknown_ids=args.unknown_ids,
-        min_name_length=max(args.min_name_length, 1),
-        acronym_max_length=max(args.acronym_max_length, 0),
+        min_name_length=args.min_name_length,
+        acronym_max_length=args.acronym_max_length,
         ambiguous=args.ambiguous,
         stoplist=args.stoplist,
         expand_abbreviations=not args.no_abbreviations,
-        max_errors=max(args.max_errors, 0),
+        max_errors=args.max_errors,
     )
     manifest = link_corpus(args.kg, args.out, config, overwrite=args.overwrite)
     c = manifest["counts"]
