@@ -33,7 +33,10 @@ def _run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 def linking_table(results: dict[str, Any]) -> list[str]:
     """Base vs BALI rows of the linking results, for the terminal."""
     lines = [f"{'model':<12} {'pooling':<8} {'Acc@1':>7} {'Acc@5':>7} {'MRR':>7} {'mentions':>9}"]
+    first = results["rows"][0] if results.get("rows") else {}
     for row in results.get("rows", []):
+        if row.get("protocol") != first.get("protocol") or row.get("subset") != first.get("subset"):
+            continue
         lines.append(
             f"{row['model']:<12} {row['pooling']:<8} {row['acc@1']:>7.3f} {row['acc@5']:>7.3f} "
             f"{row['mrr']:>7.3f} {row['mentions']:>9}"

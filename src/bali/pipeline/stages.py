@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bali.lm import BUILTIN
+from bali.errors import BadInputError
 
 if TYPE_CHECKING:
     from bali.pipeline.run import Pipeline
@@ -40,19 +40,20 @@ def run_train(p: Pipeline, fresh: bool) -> dict[str, Any]:
 
 
 def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
-    """Zero-shot linking of the base model and the trained model, then the report."""
+    """Zero-shot linking of the base model and the trained model under one protocol, then the report."""
     from bali.evaluate.linking import evaluate_linking
     from bali.evaluate.report import write_report
 
     ev = p.config.eval
-    base = p.config.model.name
-    models = {"base" if base == BUILTIN else base: base, "bali": str(p.run_dir / "final")}
     if ev.linking_format == "heldout":
         dictionary, mentions = str(p.kg_dir), ev.linking_mentions or str(p.kg_dir)
     else:
         dictionary, mentions = ev.linking_dictionary or str(p.kg_dir), ev.linking_mentions
+    if mentions is None:
+        raise BadInputError("eval.linking_mentions is required unless eval.linking_format is 'heldout'")
     results = evaluate_linking(
-        models=models,
+        models=[p.config.model.name, str(p.run_dir / "final")],
+        model_labels=["base", "bali"],
         dictionary=dictionary,
         mentions=mentions,
         mention_format=ev.linking_format,
@@ -60,10 +61,19 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
         entity_types=list(ev.entity_types),
         batch_size=ev.batch_size,
         out_dir=p.eval_dir,
+        overwrite=True,
     )
     metrics = p.run_dir / "metrics.jsonl"
-    report = write_report(p.eval_dir, results, metrics_path=metrics if metrics.exists() else None)
-    return {"results": str(p.eval_dir / "results.json"), "report": str(report), "linking": results}
+    report = write_report(
+        p.eval_dir,
+        linking_results=results,
+        metrics_path=metrics if metrics.exists() else None,
+        title="BALI demo: base vs BALI-trained model",
+    )
+    rows = [
+        r for r in results["rows"] if r["protocol"] == results["rows"][0]["protocol"] and r["subset"] == "all"
+    ]
+    return {"report": str(report), "rows": rows}
 
 
 RUNNERS: dict[str, Callable[[Pipeline, bool], dict[str, Any]]] = {
