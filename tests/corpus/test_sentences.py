@@ -37,6 +37,12 @@ def sentences(text: str) -> list[str]:
             ["Title without period", "Abstract here.", "Second."],
         ),
         ("  Padded sentence.   ", ["Padded sentence."]),
+        (
+            "Aims. 1. Find it. 2. Fix it. III. Test it.",
+            ["Aims.", "1. Find it.", "2. Fix it.", "III. Test it."],
+        ),
+        ("Levels rose (N. 8, PRL: 183%) in all. Fine.", ["Levels rose (N. 8, PRL: 183%) in all.", "Fine."]),
+        ("Low in vitamin E. 5 rats died.", ["Low in vitamin E. 5 rats died."]),
         ("", []),
     ],
 )

@@ -1,6 +1,6 @@
 """Dictionary linker: Aho-Corasick over every KG name, for text that has no gold annotations.
 
-Matching happens on a normalised copy of the text (NFKC + casefold, whitespace mapped to spaces) with
+Matching happens on a normalised copy of the text (NFKC + casefold, punctuation and whitespace as spaces) with
 an offset map back to the original characters, so "Crohn’s Disease" and "crohn's disease" match the
 same name and the mention span still points into the original sentence. Pure-ASCII text (nearly all
 of PubMed) skips the map: ``str.lower`` keeps every offset.

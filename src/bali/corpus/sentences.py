@@ -84,6 +84,7 @@ ABBREVIATIONS: frozenset[str] = frozenset(
 _CANDIDATE = re.compile(r"[.!?]+['\"”’)\]]*(\s+)")
 # Hard boundaries: blank lines (paragraphs, title/abstract on separate lines).
 _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+_ENUMERATOR = re.compile(r"^(?:\d{1,3}|[ivxIVX]{1,4}|[a-zA-Z])$")
 _DOTTED = re.compile(r"^(?:[a-z]\.)+[a-z]$")
 _OPENERS = "([{\"'“‘"
 _NOT_A_START = ",;:)]}%"
@@ -116,7 +117,13 @@ def _is_boundary(text: str, punct_start: int, punct: str, next_start: int) -> bo
         prev_end = max(start, newline) - 1
         prev_start = text.rfind(" ", 0, max(prev_end, 0)) + 1
         previous = text[prev_start:prev_end].strip()
-        return bool(previous) and previous.isalpha() and previous.islower() and len(previous) > 3
+        return (
+            not nxt.isdigit()
+            and bool(previous)
+            and previous.isalpha()
+            and previous.islower()
+            and len(previous) > 3
+        )
     return True
 
 
@@ -125,6 +132,12 @@ def _split_paragraph(text: str, offset: int, end: int, out: list[tuple[int, int]
     for match in _CANDIDATE.finditer(text, offset, end):
         punct = text[match.start() : match.start(1)]
         punct_only = punct.rstrip("'\"”’)]")
+        piece = text[start : match.start()].strip()
+        if len(piece) <= 4 and (_ENUMERATOR.match(piece) or not any(c.isalnum() for c in piece)):
+            continue  # an enumerator ("1.", "III.") or stray punctuation starts the next sentence
+        opened = text.rfind("(", max(start, match.start() - 60), match.start())
+        if opened >= 0 and text.find(")", opened, match.start() + 1) < 0:
+            continue  # inside an open parenthesis: "(N. 8, ...)", "(approx. 5 mg)"
         if _is_boundary(text, match.start(), punct_only, match.end()):
             out.append((start, match.start(1)))
             start = match.end()
