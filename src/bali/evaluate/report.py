@@ -148,7 +148,11 @@ def plot_embeddings(path: str | Path, out: Path, max_points: int = 500, seed: in
     both = np.concatenate([text, graph])
     both /= np.linalg.norm(both, axis=1, keepdims=True).clip(min=1e-12)
     perplexity = float(min(30.0, (2 * n - 1) / 3))
-    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(both)
+    # Exact t-SNE: at <= 2 * max_points points it is fast, and Barnes-Hut's OpenMP threads slow to a
+    # crawl on a busy machine.
+    xy = TSNE(
+        n_components=2, perplexity=perplexity, init="pca", random_state=seed, method="exact"
+    ).fit_transform(both)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 6))
     for i in range(min(n, 60)):

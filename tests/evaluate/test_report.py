@@ -1,0 +1,129 @@
+"""Report generation: training curves, linking bars, t-SNE of text vs graph embeddings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bali.errors import BadInputError
+from bali.evaluate.report import write_report
+
+
+def _linking_result(models: list[str]) -> dict:
+    rows = [
+        {
+            "model": m,
+            "model_path": m,
+            "pooling": p,
+            "protocol": "zero-shot",
+            "subset": s,
+            "mentions": 10,
+            "acc@1": 0.5 + 0.1 * i,
+            "acc@5": 0.7 + 0.1 * i,
+            "mrr": 0.6,
+        }
+        for i, m in enumerate(models)
+        for p in ("mean", "cls")
+        for s in ("all", "no-composite")
+    ]
+    return {
+        "task": "linking",
+        "protocol": "zero-shot test protocol",
+        "dictionary": {
+            "source": "d.txt",
+            "concepts": 3,
+            "names": 5,
+            "distinct_name_strings": 5,
+            "ids": 3,
+            "unrecognised_ids": 0,
+        },
+        "mentions": {
+            "source": "m.txt",
+            "format": "pubtator",
+            "entity_types": ["Disease"],
+            "total": 11,
+            "scored": 10,
+            "without_gold_id": 1,
+            "composite": 1,
+            "with_alternatives": 0,
+            "distinct_gold_ids": 3,
+            "unmapped_gold_ids": 1,
+            "mentions_with_all_gold_unmapped": 1,
+            "abbreviations_expanded": 0,
+        },
+        "settings": {
+            "pooling": ["mean", "cls"],
+            "ks": [1, 5],
+            "mrr_depth": 64,
+            "batch_size": 8,
+            "max_length": 32,
+            "device": "cpu",
+        },
+        "rows": rows,
+        "timing": {"total_seconds": 1.0},
+    }
+
+
+def test_report_with_all_parts(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    with (run / "metrics.jsonl").open("w") as handle:
+        for step in range(1, 21):
+            handle.write(
+                json.dumps(
+                    {
+                        "step": step,
+                        "loss": 3 - step / 10,
+                        "mlm_loss": 2 - step / 20,
+                        "align_loss": 1 - step / 40,
+                        "lr": 1e-4 * step / 20,
+                    }
+                )
+                + "\n"
+            )
+            if step % 10 == 0:
+                handle.write(
+                    json.dumps({"step": step, "split": "validation", "loss": 2.5 - step / 20}) + "\n"
+                )
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(40, 16)).astype(np.float32)
+    np.savez(
+        tmp_path / "emb.npz",
+        text=text,
+        graph=text + 0.1 * rng.normal(size=text.shape),
+        labels=np.array([f"c{i}" for i in range(40)]),
+    )
+    out = tmp_path / "report"
+    path = write_report(out, _linking_result(["base", "bali"]), run / "metrics.jsonl", tmp_path / "emb.npz")
+    text_md = path.read_text()
+    for needle in (
+        "zero-shot test protocol",
+        "training_curves.png",
+        "linking_acc.png",
+        "embeddings_tsne.png",
+        "1 without a gold id",
+    ):
+        assert needle in text_md
+    for png in ("training_curves.png", "linking_acc.png", "embeddings_tsne.png"):
+        assert (out / png).stat().st_size > 2000
+
+
+def test_report_cli_and_bad_inputs(tmp_path: Path) -> None:
+    from bali.cli import main
+
+    results = tmp_path / "el"
+    results.mkdir()
+    (results / "results.json").write_text(json.dumps(_linking_result(["base"])))
+    assert main(["eval", "report", "--results", str(results), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "linking_acc.png").exists()
+    bad = tmp_path / "metrics.jsonl"
+    bad.write_text('{"step": 1, "loss": 2}\nnot json\n')
+    with pytest.raises(BadInputError, match=r"metrics\.jsonl:2"):
+        write_report(tmp_path / "r2", metrics_path=bad)
+    np.savez(tmp_path / "bad.npz", text=np.zeros((4, 3)))
+    with pytest.raises(BadInputError, match="lacks arrays"):
+        write_report(tmp_path / "r3", embeddings_path=tmp_path / "bad.npz")
+    assert main(["eval", "report", "--results", str(tmp_path), "--out", str(tmp_path / "r4")]) == 2
