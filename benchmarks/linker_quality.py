@@ -37,9 +37,8 @@ from bali.corpus.artifact import LinkedCorpus
 from bali.corpus.config import CorpusConfig
 from bali.corpus.link import link_corpus
 from bali.corpus.linker import normalise_name
-from bali.corpus.readers import read_documents
+from bali.corpus.readers import InputBudget, read_documents
 from bali.corpus.sentences import split_sentences
-from bali.errors import ErrorBudget
 from bali.ids import normalise_id, split_gold_ids
 from bali.kg.graph import KnowledgeGraph, Relation, write_kg
 
@@ -84,7 +83,7 @@ def evaluate(
 ) -> tuple[dict[str, Any], Counter[str], Counter[str], Counter[str]]:
     """Span and span+id precision/recall/F1 of the linked corpus against gold Disease annotations."""
     corpus = LinkedCorpus.load(corpus_dir)
-    docs = list(read_documents([pubtator], "pubtator", ErrorBudget()))
+    docs = list(read_documents([pubtator], "pubtator", InputBudget()))
     sentence_id = 0
     tp_span = tp_id = n_pred = n_gold = 0
     false_pos: Counter[str] = Counter()

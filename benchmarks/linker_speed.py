@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 
 from bali.corpus.linker import DictionaryLinker
-from bali.corpus.readers import read_documents
+from bali.corpus.readers import InputBudget, read_documents
 from bali.corpus.sentences import split_sentences
-from bali.errors import ErrorBudget
 from bali.kg.graph import KnowledgeGraph
 
 _LINKER: DictionaryLinker | None = None
@@ -91,7 +90,7 @@ def main() -> None:
     }
     del names, node_ids
 
-    docs = [d.text for d in read_documents(args.text, "pubtator", ErrorBudget())]
+    docs = [d.text for d in read_documents(args.text, "pubtator", InputBudget())]
     wall, cpu = time.perf_counter(), time.process_time()
     sentences = [doc[s:e] for doc in docs for s, e in split_sentences(doc)]
     split_wall, split_cpu = time.perf_counter() - wall, time.process_time() - cpu

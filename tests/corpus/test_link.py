@@ -44,6 +44,7 @@ def test_builtin_links_definitions_without_their_own_concept(
             0: "Asthma is a chronic lung disease with cough, e.g. at night. Bronchial asthma is common.",
             1: "A disease of the lung. Includes asthma (ASTHMA).",
             9: "Autosomal dominant polycystic kidney disease (ADPKD) is a cancer. ADPKD is frequent.",
+            10: "  ",
         }
     )
     out = tmp_path / "corpus"
@@ -67,6 +68,7 @@ def test_builtin_links_definitions_without_their_own_concept(
     assert counts["documents"] == 3 and counts["sentences"] == 6
     assert counts["mentions_dropped"]["own_concept"] == 5
     assert counts["abbreviations_defined"] == 1
+    assert counts["skipped"] == {"empty_definitions": 1}
     assert manifest["settings"]["mention_source"] == "dictionary"
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bali.corpus.readers import read_documents
-from bali.errors import BadInputError, ErrorBudget
+from bali.corpus.readers import InputBudget, read_documents
+from bali.errors import BadInputError
 
 PUBTATOR = (
     "100|t|Asthma and cough.\n"
@@ -26,7 +26,9 @@ PUBTATOR = (
 def test_pubtator(tmp_path: Path) -> None:
     path = tmp_path / "docs.pubtator"
     path.write_text(PUBTATOR, encoding="utf-8")
-    docs = list(read_documents([path], "pubtator", ErrorBudget()))
+    budget = InputBudget()
+    docs = list(read_documents([path], "pubtator", budget))
+    assert budget.skipped == {"relation_lines": 1}
     assert [d.doc_id for d in docs] == ["100", "200"]
     assert docs[0].text == "Asthma and cough. Cough in asthma patients."
     assert [(a.start, a.end, a.mention, a.ids) for a in docs[0].annotations] == [
@@ -41,7 +43,7 @@ def test_pubtator(tmp_path: Path) -> None:
 def test_pubtator_without_blank_lines_between_documents(tmp_path: Path) -> None:
     path = tmp_path / "docs.pubtator"
     path.write_text("1|t|A.\n1|a|B.\n2|t|C.\n2|a|D.\n2\t0\t2\tC.\tX\tD1\n", encoding="utf-8")
-    docs = list(read_documents([path], "pubtator", ErrorBudget()))
+    docs = list(read_documents([path], "pubtator", InputBudget()))
     assert [(d.doc_id, d.text, len(d.annotations)) for d in docs] == [("1", "A. B.", 0), ("2", "C. D.", 1)]
 
 
@@ -64,7 +66,7 @@ def test_bern2(tmp_path: Path) -> None:
     }
     path = tmp_path / "pubmed22n0001.json"
     path.write_text(json.dumps(record) + "\n\n", encoding="utf-8")
-    (doc,) = read_documents([path], "bern2", ErrorBudget())
+    (doc,) = read_documents([path], "bern2", InputBudget())
     assert doc.doc_id == "42" and doc.text == "Asthma in mice."
     assert [(a.start, a.end, a.type, a.ids) for a in doc.annotations] == [
         (0, 6, "disease", "mesh:D001249"),
@@ -76,13 +78,15 @@ def test_bern2(tmp_path: Path) -> None:
 def test_jsonl_and_text(tmp_path: Path) -> None:
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text('{"id": "a", "text": "Asthma."}\n\n{"text": "No id."}\n', encoding="utf-8")
-    docs = list(read_documents([jsonl], "jsonl", ErrorBudget()))
+    docs = list(read_documents([jsonl], "jsonl", InputBudget()))
     assert [(d.doc_id, d.text) for d in docs] == [("a", "Asthma."), ("docs.jsonl:3", "No id.")]
     text = tmp_path / "docs.txt"
     text.write_text("First doc.\n\nSecond doc.\n", encoding="utf-8")
-    docs = list(read_documents([text], "text", ErrorBudget()))
+    budget = InputBudget()
+    docs = list(read_documents([text], "text", budget))
     assert [(d.doc_id, d.text) for d in docs] == [("docs.txt:1", "First doc."), ("docs.txt:3", "Second doc.")]
-    (whole,) = read_documents([text], "text", ErrorBudget(), text_unit="file")
+    assert budget.skipped == {"blank_lines": 1}
+    (whole,) = read_documents([text], "text", InputBudget(), text_unit="file")
     assert whole.doc_id == "docs.txt" and whole.text == "First doc.\n\nSecond doc.\n"
 
 
@@ -90,12 +94,12 @@ def test_bad_utf8_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.txt"
     path.write_bytes(b"fine line\nbad \xff byte\nfine again\n")
     with pytest.raises(BadInputError, match=r"bad.txt:2: invalid UTF-8"):
-        list(read_documents([path], "text", ErrorBudget()))
-    budget = ErrorBudget(5)
+        list(read_documents([path], "text", InputBudget()))
+    budget = InputBudget(5)
     assert len(list(read_documents([path], "text", budget))) == 2
     assert budget.counts == {"bad_utf8": 1}
     with pytest.raises(BadInputError, match=r"bad.txt:2: invalid UTF-8"):
-        list(read_documents([path], "text", ErrorBudget(), text_unit="file"))
+        list(read_documents([path], "text", InputBudget(), text_unit="file"))
 
 
 @pytest.mark.parametrize(
@@ -114,9 +118,9 @@ def test_pubtator_bad_records(tmp_path: Path, content: str, reason: str, line: i
     path = tmp_path / "bad.pubtator"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(BadInputError) as info:
-        list(read_documents([path], "pubtator", ErrorBudget()))
+        list(read_documents([path], "pubtator", InputBudget()))
     assert info.value.line == line and info.value.path == str(path)
-    budget = ErrorBudget(3)
+    budget = InputBudget(3)
     list(read_documents([path], "pubtator", budget))
     assert budget.counts == {reason: 1}
 
@@ -145,12 +149,12 @@ def test_bern2_bad_records(tmp_path: Path, record: str, reason: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text('{"pmid": 0, "text": "fine"}\n' + record + "\n", encoding="utf-8")
     with pytest.raises(BadInputError, match=r"bad.json:2: "):
-        list(read_documents([path], "bern2", ErrorBudget()))
-    budget = ErrorBudget(3)
+        list(read_documents([path], "bern2", InputBudget()))
+    budget = InputBudget(3)
     list(read_documents([path], "bern2", budget))
     assert budget.counts == {reason: 1}
 
 
 def test_missing_input_file(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="not found"):
-        list(read_documents([tmp_path / "nope.txt"], "text", ErrorBudget()))
+        list(read_documents([tmp_path / "nope.txt"], "text", InputBudget()))

@@ -9,6 +9,7 @@ model that every definition mentions its headword).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from bali.corpus.readers import Document
@@ -16,11 +17,15 @@ from bali.errors import BadInputError
 from bali.kg.graph import KnowledgeGraph
 
 
-def definition_documents(kg: KnowledgeGraph) -> Iterator[tuple[Document, int]]:
-    """(document, defined node id) for every non-empty definition; ``line`` is the table row."""
+def definition_documents(kg: KnowledgeGraph, skipped: Counter[str]) -> Iterator[tuple[Document, int]]:
+    """(document, defined node id) for every non-empty definition; ``line`` is the table row.
+
+    Empty definitions are counted in ``skipped["empty_definitions"]``.
+    """
     seen = 0
     for row, (node_id, text) in enumerate(kg.definitions(), start=1):
         if not text or not text.strip():
+            skipped["empty_definitions"] += 1
             continue
         seen += 1
         yield Document(kg.source_ids[node_id], text, str(kg.directory / "definitions.parquet"), row), node_id

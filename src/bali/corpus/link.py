@@ -31,7 +31,7 @@ from bali.corpus.artifact import CorpusWriter
 from bali.corpus.builtin import definition_documents
 from bali.corpus.config import CorpusConfig
 from bali.corpus.linker import DictionaryLinker, LinkedMention, LinkerOptions, read_stoplist
-from bali.corpus.readers import Document, GoldAnnotation, read_documents
+from bali.corpus.readers import Document, GoldAnnotation, InputBudget, read_documents
 from bali.corpus.sentences import split_sentences
 from bali.errors import BadInputError, ErrorBudget
 from bali.ids import split_gold_ids
@@ -109,11 +109,11 @@ class GoldMapper:
 
 
 def _documents(
-    kg: KnowledgeGraph, config: CorpusConfig, budget: ErrorBudget
+    kg: KnowledgeGraph, config: CorpusConfig, budget: InputBudget
 ) -> Iterator[tuple[Document, int]]:
     """(document, node to exclude or -1) from the embedded definitions or the input files."""
     if config.builtin:
-        yield from definition_documents(kg)
+        yield from definition_documents(kg, budget.skipped)
         return
     for doc in read_documents(list(config.inputs), config.format, budget, config.text_unit):
         yield doc, -1
@@ -178,7 +178,7 @@ def link_corpus(
     if not config.builtin and not config.inputs:
         raise BadInputError("no input files: pass --input FILE... --format FORMAT, or --builtin")
     source = _mention_source(config)
-    budget = ErrorBudget(config.max_errors)
+    budget = InputBudget(config.max_errors)
     counts: Counter[str] = Counter()
     origins: Counter[str] = Counter()
     concepts: set[int] = set()
@@ -235,6 +235,7 @@ def link_corpus(
                 "own_concept": counts["own_concept"],
             },
             "errors": budget.as_dict(),
+            "skipped": dict(budget.skipped),
             "seconds": round(elapsed, 2),
             "sentences_per_second": round(num_sentences / elapsed, 1) if elapsed else None,
         }

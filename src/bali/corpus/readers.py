@@ -10,6 +10,7 @@ error naming file and line by default, a count in the manifest under ``--max-err
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,17 @@ from bali.errors import BadInputError, ErrorBudget
 Format = Literal["text", "jsonl", "pubtator", "bern2"]
 FORMATS: tuple[str, ...] = ("text", "jsonl", "pubtator", "bern2")
 NO_ID = frozenset({"", "-", "-1", "cui-less", "cuiless", "none", "null"})
+
+
+class InputBudget(ErrorBudget):
+    """The error budget plus the lines skipped on purpose (blank lines, PubTator relation lines).
+
+    Those are not errors, but the manifest still lists them, so every input line is accounted for.
+    """
+
+    def __init__(self, max_errors: int = 0) -> None:
+        super().__init__(max_errors)
+        self.skipped: Counter[str] = Counter()
 
 
 @dataclass
@@ -49,7 +61,7 @@ class Document:
     annotations: list[GoldAnnotation] = field(default_factory=list)
 
 
-def _lines(path: Path, budget: ErrorBudget) -> Iterator[tuple[int, str]]:
+def _lines(path: Path, budget: InputBudget) -> Iterator[tuple[int, str]]:
     """(1-based line number, decoded line without its newline); undecodable lines are recorded."""
     try:
         handle = path.open("rb")
@@ -68,7 +80,7 @@ def _lines(path: Path, budget: ErrorBudget) -> Iterator[tuple[int, str]]:
 
 
 def _check_span(
-    doc: Document, ann: GoldAnnotation, budget: ErrorBudget, path: Path, check_mention: bool = True
+    doc: Document, ann: GoldAnnotation, budget: InputBudget, path: Path, check_mention: bool = True
 ) -> bool:
     """Record and reject a span outside the text or a mention string that differs from its span."""
     if not 0 <= ann.start < ann.end <= len(doc.text):
@@ -92,14 +104,14 @@ def _check_span(
     return True
 
 
-def _non_empty(doc: Document, budget: ErrorBudget) -> bool:
+def _non_empty(doc: Document, budget: InputBudget) -> bool:
     if doc.text.strip():
         return True
     budget.record("empty_document", f"document {doc.doc_id} has no text", doc.path, doc.line)
     return False
 
 
-def read_text(path: Path, budget: ErrorBudget, unit: Literal["line", "file"] = "line") -> Iterator[Document]:
+def read_text(path: Path, budget: InputBudget, unit: Literal["line", "file"] = "line") -> Iterator[Document]:
     """Plain text: one document per non-blank line (id ``file:line``), or the whole file as one."""
     if unit == "file":
         try:
@@ -119,12 +131,15 @@ def read_text(path: Path, budget: ErrorBudget, unit: Literal["line", "file"] = "
     for number, line in _lines(path, budget):
         if line.strip():
             yield Document(f"{path.name}:{number}", line, str(path), number)
+        else:
+            budget.skipped["blank_lines"] += 1
 
 
-def read_jsonl(path: Path, budget: ErrorBudget) -> Iterator[Document]:
+def read_jsonl(path: Path, budget: InputBudget) -> Iterator[Document]:
     """JSON lines ``{"id": ..., "text": ...}``; blank lines are skipped."""
     for number, line in _lines(path, budget):
         if not line.strip():
+            budget.skipped["blank_lines"] += 1
             continue
         try:
             record = json.loads(line)
@@ -140,7 +155,7 @@ def read_jsonl(path: Path, budget: ErrorBudget) -> Iterator[Document]:
             yield doc
 
 
-def read_pubtator(path: Path, budget: ErrorBudget) -> Iterator[Document]:
+def read_pubtator(path: Path, budget: InputBudget) -> Iterator[Document]:
     """PubTator: ``PMID|t|title``, ``PMID|a|abstract``, ``PMID\\tstart\\tend\\tmention\\ttype\\tids``.
 
     Offsets are over ``title + " " + abstract``. Relation lines (``PMID\\tCID\\t...``) are ignored.
@@ -185,7 +200,8 @@ def read_pubtator(path: Path, budget: ErrorBudget) -> Iterator[Document]:
             continue
         fields = line.split("\t")
         if len(fields) >= 3 and fields[1].isalpha() and fields[1].isupper():
-            continue  # relation line: PMID  CID  id1  id2
+            budget.skipped["relation_lines"] += 1  # PMID  CID  id1  id2
+            continue
         if len(fields) < 5:
             budget.record(
                 "malformed_line",
@@ -212,11 +228,12 @@ def read_pubtator(path: Path, budget: ErrorBudget) -> Iterator[Document]:
     yield from finish()
 
 
-def read_bern2(path: Path, budget: ErrorBudget) -> Iterator[Document]:
+def read_bern2(path: Path, budget: InputBudget) -> Iterator[Document]:
     """BERN2 JSON lines: ``pmid``, ``text``, ``annotations`` with ``id`` (list), ``mention``,
     ``obj`` and ``span`` {``begin``, ``end``}."""
     for number, line in _lines(path, budget):
         if not line.strip():
+            budget.skipped["blank_lines"] += 1
             continue
         try:
             record = json.loads(line)
@@ -257,7 +274,7 @@ def read_bern2(path: Path, budget: ErrorBudget) -> Iterator[Document]:
 
 
 def read_documents(
-    paths: list[str | Path], fmt: str, budget: ErrorBudget, text_unit: Literal["line", "file"] = "line"
+    paths: list[str | Path], fmt: str, budget: InputBudget, text_unit: Literal["line", "file"] = "line"
 ) -> Iterator[Document]:
     """Documents of every input file in order."""
     if fmt not in FORMATS:
