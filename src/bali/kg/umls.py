@@ -237,13 +237,18 @@ def _scan(rrf: _RRF, needed: list[str], budget: ErrorBudget, scratch: Path, acc:
 def _cui_ints(
     cuis: pa.Array, rrf: _RRF, start: int, budget: ErrorBudget, column: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """CUI strings -> int64 (``C0000005`` -> 5) and a validity mask; bad ones go to the budget."""
-    lengths = pc.utf8_length(cuis).to_numpy()
-    if lengths.size and lengths.min() == 8 == lengths.max():
-        try:
-            return pc.cast(pc.utf8_slice_codeunits(cuis, 1), pa.int64()).to_numpy(), np.ones(len(cuis), bool)
-        except pa.ArrowInvalid:
-            pass
+    """CUI strings -> int64 (``C0000005`` -> 5) and a validity mask; bad ones go to the budget.
+
+    Fast path: every CUI is 8 bytes, so the column's value buffer is an (n, 8) byte matrix whose
+    digits are decoded with one matrix product, no string kernels.
+    """
+    n = len(cuis)
+    offsets = np.frombuffer(cuis.buffers()[1], dtype=np.int32, count=n + 1, offset=cuis.offset * 4)
+    if n and offsets[-1] - offsets[0] == 8 * n and cuis.null_count == 0:
+        raw = np.frombuffer(cuis.buffers()[2], dtype="<u8", count=n, offset=int(offsets[0]))
+        values, good = _parse_cuis(raw)
+        if good.all():
+            return values, good
     good = pc.match_substring_regex(cuis, r"^C[0-9]{7}$").to_numpy(zero_copy_only=False)
     for row in np.nonzero(~good)[0]:
         budget.record(
@@ -256,6 +261,27 @@ def _cui_ints(
     if good.any():
         values[good] = pc.cast(pc.utf8_slice_codeunits(cuis.filter(pa.array(good)), 1), pa.int64()).to_numpy()
     return values, good
+
+
+_ZEROS = np.uint64(0x3030303030303030)
+_HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
+_SIXES = np.uint64(0x0606060606060606)
+
+
+def _parse_cuis(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decode 8-byte ``C`` + 7-digit strings held as little-endian uint64 (SWAR, no per-digit loop).
+
+    The ``C`` is replaced by ``0``, every byte is checked to be an ASCII digit, and the eight
+    digits are combined pairwise (2, 4, 8 at a time) with three multiply-shift-mask steps.
+    """
+    first_ok = (raw & np.uint64(0xFF)) == np.uint64(ord("C"))
+    x = (raw & ~np.uint64(0xFF)) | np.uint64(0x30)
+    digits_ok = ((x & _HIGH_NIBBLES) == _ZEROS) & (((x + _SIXES) & _HIGH_NIBBLES) == _ZEROS)
+    d = x - _ZEROS
+    d = (d * np.uint64(10) + (d >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+    d = (d * np.uint64(100) + (d >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+    d = (d * np.uint64(10000) + (d >> np.uint64(32))) & np.uint64(0x00000000FFFFFFFF)
+    return d.astype(np.int64), first_ok & digits_ok
 
 
 def _member(values: pa.Array, include: list[str], exclude: list[str]) -> np.ndarray | None:
@@ -301,7 +327,7 @@ class _Atoms:
     counts: dict[str, int] = field(default_factory=dict)
 
     def reset(self) -> None:
-        self.parts = {k: [] for k in ("cui", "rank", "row", "name", "sab", "code", "main")}
+        self.parts = {k: [] for k in ("cui", "rank", "name", "sab", "code", "main")}
         self.known = np.zeros(CUI_SPACE, dtype=bool)
         self.counts = {"atoms": 0, "atoms_kept": 0}
 
@@ -332,11 +358,11 @@ class _Atoms:
                 zero_copy_only=False
             )
         self.counts["atoms"] += n
-        rows = np.nonzero(keep)[0]
+        rows = np.flatnonzero(keep)
         self.counts["atoms_kept"] += rows.size
         if rows.size == 0:
             return
-        taken = batch.take(pa.array(rows))
+        taken = batch.select(["TS", "STT", "ISPREF", "SAB", "TTY", "CODE", "STR"]).filter(pa.array(keep))
         rank = (
             pc.equal(taken.column("TS"), "P").to_numpy(zero_copy_only=False).astype(np.int8) * 4
             + pc.equal(taken.column("STT"), "PF").to_numpy(zero_copy_only=False).astype(np.int8) * 2
@@ -344,7 +370,6 @@ class _Atoms:
         )
         self.parts["cui"].append(cui[rows])
         self.parts["rank"].append(rank)
-        self.parts["row"].append(rows + start)
         self.parts["name"].append(taken.column("STR"))
         self.parts["sab"].append(self.sabs.encode(taken.column("SAB")))
         self.parts["code"].append(taken.column("CODE"))
@@ -368,17 +393,24 @@ def _group_lists(nodes: np.ndarray, values: pa.Array, num_nodes: int) -> pa.Arra
 
 
 class _CuiIndex:
-    """Dense tables over the CUI number space (``C`` + 7 digits < 10^7): O(1) vectorised lookups.
+    """One dense int32 table over the CUI number space (``C`` + 7 digits < 10^7): O(1) lookups.
 
-    40 MB for the node table beats ``np.searchsorted`` on tens of millions of random queries by
-    an order of magnitude, and is independent of the release size.
+    ``node_of[cui]`` is the node id, ``NOT_KEPT`` for a CUI of MRCONSO whose atoms were all
+    filtered out, ``UNKNOWN`` for a CUI absent from MRCONSO. 40 MB, independent of the release
+    size, and one gather per CUI column instead of a binary search.
     """
 
+    UNKNOWN = -2
+    NOT_KEPT = -1
+
     def __init__(self, known: np.ndarray, node_cuis: np.ndarray) -> None:
-        self.known = known
         self.node_cuis = node_cuis
-        self.node_of = np.full(CUI_SPACE, -1, dtype=np.int32)
+        self.node_of = np.where(known, np.int32(self.NOT_KEPT), np.int32(self.UNKNOWN)).astype(np.int32)
         self.node_of[node_cuis] = np.arange(node_cuis.size, dtype=np.int32)
+
+    @property
+    def known(self) -> np.ndarray:
+        return self.node_of != self.UNKNOWN
 
     def nodes(self, cuis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Node id of each CUI and whether it is a node."""
@@ -409,8 +441,10 @@ class _Edges:
         cui1, ok1 = _cui_ints(batch.column("CUI1"), self.rrf, start, self.budget, "CUI1")
         cui2, ok2 = _cui_ints(batch.column("CUI2"), self.rrf, start, self.budget, "CUI2")
         valid = ok1 & ok2
-        known1 = self.index.known[cui1] & ok1
-        known2 = self.index.known[cui2] & ok2
+        pos1 = self.index.node_of[cui1]
+        pos2 = self.index.node_of[cui2]
+        known1 = (pos1 != _CuiIndex.UNKNOWN) & ok1
+        known2 = (pos2 != _CuiIndex.UNKNOWN) & ok2
         for row in np.nonzero(valid & ~(known1 & known2))[0]:
             which = "CUI1" if not known1[row] else "CUI2"
             value = cui1[row] if which == "CUI1" else cui2[row]
@@ -433,24 +467,24 @@ class _Edges:
                 zero_copy_only=False
             )
         self.counts["mrrel_filtered_out"] += int(np.count_nonzero(valid & known1 & known2 & ~keep))
-        pos1, in1 = self.index.nodes(cui1)
-        pos2, in2 = self.index.nodes(cui2)
+        in1, in2 = pos1 >= 0, pos2 >= 0
         self.counts["mrrel_endpoint_not_kept"] += int(np.count_nonzero(keep & ~(in1 & in2)))
         keep &= in1 & in2
         rows = np.nonzero(keep)[0]
         if rows.size == 0:
             return
-        rel = batch.column("REL").take(pa.array(rows))
-        rela = batch.column("RELA").take(pa.array(rows))
+        mask = pa.array(keep)
+        rel = batch.column("REL").filter(mask)
+        rela = batch.column("RELA").filter(mask)
         name = pc.if_else(pc.equal(rela, ""), rel, rela)
         codes = self.names.encode(name)
         new = [c for c in np.flatnonzero(np.bincount(codes)).tolist() if c not in self.rel_of_name]
         for code in new:
             first = int(np.argmax(codes == code))
             self.rel_of_name[code] = (rel[first].as_py(), rela[first].as_py())
-        self.parts["src"].append(pos1[rows].astype(np.int32))
-        self.parts["dst"].append(pos2[rows].astype(np.int32))
-        self.parts["rel"].append(codes.astype(np.int32))
+        self.parts["src"].append(pos1[rows])
+        self.parts["dst"].append(pos2[rows])
+        self.parts["rel"].append(codes)
 
 
 def _neighbourhood(
@@ -533,9 +567,10 @@ def _load(
     mrrel = _RRF(directory / "MRREL.RRF", layout["MRREL.RRF"])
     edges = _Edges(config, budget, mrrel, index)
     _scan(mrrel, ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"], budget, scratch, edges)
-    src = _concat(edges.parts["src"], np.int64)
-    dst = _concat(edges.parts["dst"], np.int64)
-    rel = _concat(edges.parts["rel"], np.int64)
+    src = _concat(edges.parts["src"], np.int32)
+    dst = _concat(edges.parts["dst"], np.int32)
+    rel = _concat(edges.parts["rel"], np.int32)
+    edges.parts.clear()  # the per-block arrays would double the edge memory from here on
     counts.update(edges.counts)
 
     # Node selection: every CUI with a kept atom, or the --restrict-to neighbourhood of some of them.
@@ -544,9 +579,10 @@ def _load(
     if config.restrict_to:
         keep_node, restrict_counts = _neighbourhood(config.restrict_to, index, src, dst, config.hops)
         counts.update(restrict_counts)
-    new_id = np.cumsum(keep_node) - 1
-    edge_kept = keep_node[src] & keep_node[dst]
-    src, dst, rel = new_id[src[edge_kept]], new_id[dst[edge_kept]], rel[edge_kept]
+    new_id = (np.cumsum(keep_node) - 1).astype(np.int32)
+    if config.restrict_to:
+        edge_kept = keep_node[src] & keep_node[dst]
+        src, dst, rel = new_id[src[edge_kept]], new_id[dst[edge_kept]], rel[edge_kept]
     atom_kept = keep_node[atom_node]
     node_cuis = index.node_cuis[keep_node]
     num_nodes = int(node_cuis.size)
@@ -557,8 +593,9 @@ def _load(
     # Names: grouped by node, preferred atom (TS=P, STT=PF, ISPREF=Y) first, then file order.
     atom_node = new_id[atom_node[atom_kept]]
     rank = _concat(p["rank"], np.int8)[atom_kept]
-    row = _concat(p["row"], np.int64)[atom_kept]
-    order = np.lexsort((row, -rank.astype(np.int16), atom_node))
+    # One int64 key (node, 7 - rank); a stable sort keeps file order within equal keys. MRCONSO is
+    # sorted by CUI, so the key is nearly sorted and the (tim)sort is close to linear.
+    order = np.argsort(atom_node.astype(np.int64) * 8 + (7 - rank), kind="stable")
     kept_idx = pa.array(np.nonzero(atom_kept)[0][order])
     names = pa.chunked_array(p["name"], pa.string()).combine_chunks().take(kept_idx)
     name_nodes = atom_node[order]
@@ -580,17 +617,24 @@ def _load(
     keys = pc.if_else(pc.equal(atom_prefix, ""), codes, pc.binary_join_element_wise(atom_prefix, codes, ":"))
     has_code = pc.and_(pc.not_equal(codes, ""), pc.not_equal(codes, "NOCODE"))
     main = _concat(p["main"], bool)[kept_idx.to_numpy()]
-    xrefs = (
-        pa.table({"key": keys, "node_id": pa.array(name_nodes.astype(np.int32)), "preferred": pa.array(main)})
-        .filter(has_code)
-        .group_by(["key", "node_id"], use_threads=False)
-        .aggregate([("preferred", "any")])
-    )
+    # One row per (key, node); preferred when any of its atoms is a main heading.
+    with_code = np.flatnonzero(has_code.to_numpy(zero_copy_only=False))
+    encoded = pc.dictionary_encode(keys.take(pa.array(with_code)))
+    key_ids = encoded.indices.to_numpy().astype(np.int64)
+    xref_nodes = name_nodes[with_code].astype(np.int64)
+    xref_main = main[with_code]
+    # Sorted by (node, key, main heading first): nodes are already in order, so the sort is cheap.
+    pair = xref_nodes * (int(key_ids.max(initial=0)) + 1) + key_ids
+    order = np.argsort(pair * 2 + ~xref_main, kind="stable")
+    sorted_pair = pair[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = sorted_pair[1:] != sorted_pair[:-1]
+    rows = order[first]
     xrefs = pa.table(
         {
-            "key": xrefs.column("key"),
-            "node_id": xrefs.column("node_id"),
-            "preferred": xrefs.column("preferred_any"),
+            "key": encoded.dictionary.take(pa.array(key_ids[rows])),
+            "node_id": pa.array(xref_nodes[rows].astype(np.int32)),
+            "preferred": pa.array(xref_main[rows]),
         }
     )
 
@@ -641,7 +685,8 @@ class _Pairs:
 
     def __call__(self, start: int, batch: pa.RecordBatch) -> None:
         cui, valid = _cui_ints(batch.column("CUI"), self.rrf, start, self.budget, "CUI")
-        known = self.index.known[cui] & valid
+        pos = self.index.node_of[cui]
+        known = (pos != _CuiIndex.UNKNOWN) & valid
         for row in np.nonzero(valid & ~known)[0]:
             self.budget.record(
                 "unknown_concept",
@@ -649,8 +694,7 @@ class _Pairs:
                 self.rrf.path,
                 self.rrf.line(start + int(row)),
             )
-        pos, found = self.index.nodes(cui)
-        keep = valid & found
+        keep = valid & (pos >= 0)
         if self.config is not None:
             sab_mask = _member(batch.column("SAB"), self.config.sab_include, self.config.sab_exclude)
             if sab_mask is not None:
