@@ -228,3 +228,26 @@ def test_usage_errors(tiny_kg: KGFactory, tmp_path: Path, capsys: pytest.Capture
         ["--kg", str(kg), "--builtin", "--out", str(tmp_path / "f"), "--max-errors", "-1"], capsys
     )
     assert code == 2 and "--max-errors must be >= 0" in err
+
+
+def test_parallel_linking_gives_the_same_corpus(tiny_kg: KGFactory, tmp_path: Path) -> None:
+    kg = tiny_kg()
+    path = tmp_path / "docs.txt"
+    lines = [
+        f"Doc {i}: asthma and cough. In acute lymphoblastic leukemia (ALL), ALL relapses {i} times."
+        for i in range(600)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    serial = link_corpus(
+        kg, tmp_path / "a", CorpusConfig(builtin=False, inputs=[str(path)]), show_progress=False
+    )
+    parallel = link_corpus(
+        kg, tmp_path / "b", CorpusConfig(builtin=False, inputs=[str(path)], workers=2), show_progress=False
+    )
+    a, b = LinkedCorpus.load(tmp_path / "a"), LinkedCorpus.load(tmp_path / "b")
+    assert len(a) == len(b) == 1200
+    assert list(a) == list(b)
+    assert a.sentences.column("doc_id").to_pylist() == b.sentences.column("doc_id").to_pylist()
+    for key in ("mentions", "mentions_by_origin", "abbreviations_defined", "documents"):
+        assert serial["counts"][key] == parallel["counts"][key]
+    assert parallel["counts"]["abbreviations_defined"] == 600

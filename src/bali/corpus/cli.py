@@ -70,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     linker.add_argument(
         "--no-abbreviations", action="store_true", help="do not expand abbreviations defined in a document"
     )
+    linker.add_argument(
+        "--workers", type=int, default=1, help="processes for dictionary linking (they share the automaton)"
+    )
     add_json_flag(link)
     link.set_defaults(handler=handle_link)
 
@@ -82,6 +85,7 @@ def handle_link(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         ("--max-errors", args.max_errors, 0),
         ("--min-name-length", args.min_name_length, 1),
         ("--acronym-max-length", args.acronym_max_length, 0),
+        ("--workers", args.workers, 1),
     ):
         if value < lowest:
             raise BadInputError(f"{flag} must be >= {lowest}, got {value}")
@@ -99,6 +103,7 @@ def handle_link(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         stoplist=args.stoplist,
         expand_abbreviations=not args.no_abbreviations,
         max_errors=args.max_errors,
+        workers=args.workers,
     )
     manifest = link_corpus(args.kg, args.out, config, overwrite=args.overwrite)
     c = manifest["counts"]

@@ -30,3 +30,5 @@ class CorpusConfig(BaseModel):
     stoplist: str | None = None
     expand_abbreviations: bool = True
     max_errors: int = Field(default=0, ge=0)
+    # Processes for dictionary linking (forked; they share the automaton).
+    workers: int = Field(default=1, ge=1)

@@ -16,10 +16,13 @@ and one that crosses a sentence boundary is dropped and counted.
 from __future__ import annotations
 
 import bisect
+import itertools
+import multiprocessing as mp
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,10 @@ from bali.ids import split_gold_ids
 from bali.kg.graph import KnowledgeGraph
 
 GOLD = "gold"
+_CHUNK_DOCUMENTS = 256
+
+Spans = list[tuple[int, int]]
+SentenceMentions = list[list[tuple[int, int, tuple[int, ...], str]]]
 
 
 class GoldMapper:
@@ -132,9 +139,9 @@ def _mention_source(config: CorpusConfig) -> str:
 
 def _to_sentences(
     spans: list[tuple[int, int]], mentions: list[LinkedMention], counts: Counter[str]
-) -> list[list[tuple[int, int, tuple[int, ...], str]]]:
+) -> SentenceMentions:
     """Document-level mentions moved to sentence offsets; boundary-crossing ones counted and dropped."""
-    per_sentence: list[list[tuple[int, int, tuple[int, ...], str]]] = [[] for _ in spans]
+    per_sentence: SentenceMentions = [[] for _ in spans]
     starts = [s for s, _ in spans]
     for start, end, nodes, origin in mentions:
         index = bisect.bisect_right(starts, start) - 1
@@ -158,6 +165,12 @@ def _gold_mentions(doc: Document, mapper: GoldMapper, counts: Counter[str]) -> l
             counts["duplicate_spans_merged"] += 1
         by_span.setdefault(key, {}).update(dict.fromkeys(nodes))
     return sorted((s, e, tuple(n), GOLD) for (s, e), n in by_span.items())
+
+
+def _gold_document(doc: Document, mapper: GoldMapper, counts: Counter[str]) -> tuple[Spans, SentenceMentions]:
+    """Sentences of one document and its mapped gold mentions at sentence offsets."""
+    spans = split_sentences(doc.text)
+    return spans, _to_sentences(spans, _gold_mentions(doc, mapper, counts), counts)
 
 
 def link_corpus(
@@ -199,19 +212,25 @@ def link_corpus(
 
     with atomic_output_dir(out_dir, overwrite) as tmp:
         with CorpusWriter(tmp) as writer:
-            for doc, own_node in tqdm(
+            documents = tqdm(
                 _documents(kg, config, budget),
                 desc="linking",
                 unit=" docs",
                 disable=True if show_progress is False else None,
                 mininterval=2.0,
-            ):
+            )
+            if linker is None:
+                processed: Iterator[tuple[Document, Spans, SentenceMentions]] = (
+                    (doc, *_gold_document(doc, mapper, counts)) for doc, _ in documents
+                )
+            elif config.workers > 1:
+                processed = _link_parallel(documents, linker, config.workers, counts)
+            else:
+                processed = (
+                    (doc, *_link_text(doc.text, own_node, linker, counts)) for doc, own_node in documents
+                )
+            for doc, spans, per_sentence in processed:
                 counts["documents"] += 1
-                spans = split_sentences(doc.text)
-                if linker is None:
-                    per_sentence = _to_sentences(spans, _gold_mentions(doc, mapper, counts), counts)
-                else:
-                    per_sentence = _link_document(doc, spans, linker, own_node, counts)
                 for index, ((start, end), mentions) in enumerate(zip(spans, per_sentence, strict=True)):
                     writer.add(doc.doc_id, index, doc.text[start:end], mentions)
                     if mentions:
@@ -260,23 +279,21 @@ def link_corpus(
     return manifest
 
 
-def _link_document(
-    doc: Document,
-    spans: list[tuple[int, int]],
-    linker: DictionaryLinker,
-    own_node: int,
-    counts: Counter[str],
-) -> list[list[tuple[int, int, tuple[int, ...], str]]]:
-    """Dictionary mentions per sentence, with the document's abbreviations and without its own concept."""
+def _link_text(
+    text: str, own_node: int, linker: DictionaryLinker, counts: Counter[str]
+) -> tuple[Spans, SentenceMentions]:
+    """Sentences of one document and their dictionary mentions, with the document's abbreviations
+    expanded and links to ``own_node`` (the concept a definition defines; -1: none) removed."""
+    spans = split_sentences(text)
     abbreviations = None
-    if linker.options.expand_abbreviations and "(" in doc.text:
-        found = find_abbreviations(doc.text)
+    if linker.options.expand_abbreviations and "(" in text:
+        found = find_abbreviations(text)
         if found:
             counts["abbreviations_defined"] += len(found)
             abbreviations = linker.resolve_abbreviations(found)
-    out: list[list[tuple[int, int, tuple[int, ...], str]]] = []
+    out: SentenceMentions = []
     for start, end in spans:
-        mentions = linker.link(doc.text[start:end], abbreviations)
+        mentions = linker.link(text[start:end], abbreviations)
         if own_node >= 0:
             kept = []
             for m_start, m_end, nodes, origin in mentions:
@@ -288,4 +305,48 @@ def _link_document(
                 kept.append((m_start, m_end, nodes, origin))
             mentions = kept
         out.append(mentions)
-    return out
+    return spans, out
+
+
+# The linker of the parent process, inherited by forked workers (never pickled: 1M-name automata
+# are hundreds of MB).
+_WORKER_LINKER: DictionaryLinker | None = None
+
+
+def _link_chunk(chunk: list[tuple[str, int]]) -> tuple[list[tuple[Spans, SentenceMentions]], Counter[str]]:
+    assert _WORKER_LINKER is not None
+    counts: Counter[str] = Counter()
+    return [_link_text(text, own, _WORKER_LINKER, counts) for text, own in chunk], counts
+
+
+def _link_parallel(
+    documents: Iterable[tuple[Document, int]], linker: DictionaryLinker, workers: int, counts: Counter[str]
+) -> Iterator[tuple[Document, Spans, SentenceMentions]]:
+    """:func:`_link_text` in ``workers`` forked processes, results in input order.
+
+    At most ``4 * workers`` chunks are in flight, so memory stays bounded however long the input
+    (``Pool.imap`` would read the whole input ahead).
+    """
+    global _WORKER_LINKER
+    _WORKER_LINKER = linker
+    pending: deque[tuple[list[Document], AsyncResult]] = deque()
+
+    def drain() -> Iterator[tuple[Document, Spans, SentenceMentions]]:
+        docs, result = pending.popleft()
+        linked, chunk_counts = result.get()
+        counts.update(chunk_counts)
+        for doc, (spans, per_sentence) in zip(docs, linked, strict=True):
+            yield doc, spans, per_sentence
+
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            iterator = iter(documents)
+            while chunk := list(itertools.islice(iterator, _CHUNK_DOCUMENTS)):
+                payload = [(doc.text, own) for doc, own in chunk]
+                pending.append(([doc for doc, _ in chunk], pool.apply_async(_link_chunk, (payload,))))
+                if len(pending) >= 4 * workers:
+                    yield from drain()
+            while pending:
+                yield from drain()
+    finally:
+        _WORKER_LINKER = None
