@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TrainConfig(BaseModel):
@@ -29,3 +29,9 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(default=1000, ge=1)
     log_every: int = Field(default=10, ge=1)
     num_workers: int = Field(default=0, ge=0)
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no_is_false(cls, value: object) -> object:
+        """YAML 1.1 reads a bare ``no`` (``--set train.mixed_precision=no``) as False."""
+        return "no" if value is False else value

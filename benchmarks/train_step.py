@@ -1,0 +1,201 @@
+"""Seconds per training step: the full BALI step against an MLM-only step on the same batches.
+
+Synthetic but shaped like real data: 16 sentences of 128 tokens, 2-4 entities per sentence whose
+mentions span 1-4 word pieces, k=3 neighbours per entity drawn from a fixed graph, concepts drawn
+from a Zipf-like popularity (so frequent concepts recur within a batch, as in PubMed), 1-4 synonyms
+per concept with word-piece lengths like UMLS names (mostly 2-8 pieces), one random synonym per node,
+deduplicated into the name matrix exactly as the collator does. Both steps run forward, backward and
+an AdamW step over the same model; the MLM-only step skips the names, the graph encoder and the
+alignment loss.
+
+    .venv/bin/python benchmarks/train_step.py --steps 12 --warmup 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from bali.data.batch import BaliBatch
+from bali.lm import load_tokenizer
+from bali.model.bali import BaliModel
+from bali.model.config import ModelConfig
+
+
+class SyntheticWorld:
+    """A concept graph with synonyms, from which realistic batches are drawn."""
+
+    def __init__(
+        self, rng: np.random.Generator, vocab_low: int, vocab_high: int, concepts: int = 5000
+    ) -> None:
+        self.rng = rng
+        self.vocab = (vocab_low, vocab_high)
+        self.concepts = concepts
+        popularity = 1.0 / np.arange(1, concepts + 1) ** 0.8
+        self.popularity = popularity / popularity.sum()
+        self.neighbours = [
+            rng.choice(concepts, size=rng.integers(1, 12), replace=False) for _ in range(concepts)
+        ]
+        self.synonyms = [[self._name() for _ in range(rng.integers(1, 5))] for _ in range(concepts)]
+
+    def _name(self) -> tuple[int, ...]:
+        pieces = int(np.clip(self.rng.poisson(3.5) + 1, 1, 30))
+        return tuple(int(t) for t in self.rng.integers(*self.vocab, size=pieces))
+
+    def batch(
+        self,
+        sentences: int,
+        length: int,
+        k: int,
+        mlm_probability: float,
+        cls: int,
+        sep: int,
+        mask: int,
+        pad: int,
+    ) -> BaliBatch:
+        rng = self.rng
+        input_ids = torch.from_numpy(rng.integers(*self.vocab, size=(sentences, length)))
+        input_ids[:, 0], input_ids[:, -1] = cls, sep
+        positions, entity_index, node_ids = [], [], []
+        for b in range(sentences):
+            chosen = rng.choice(self.concepts, size=rng.integers(2, 5), replace=False, p=self.popularity)
+            start = 1
+            for concept in chosen:
+                span = int(rng.integers(1, 5))
+                start += int(rng.integers(1, 20))
+                for t in range(start, min(start + span, length - 1)):
+                    positions.append(b * length + t)
+                    entity_index.append(len(node_ids))
+                start += span
+                node_ids.append(int(concept))
+        labels = torch.full_like(input_ids, -100)
+        selected = torch.from_numpy(rng.random((sentences, length)) < mlm_probability)
+        selected[:, 0] = selected[:, -1] = False
+        labels[selected] = input_ids[selected]
+        input_ids[selected] = mask
+        rows: dict[tuple[int, ...], int] = {}
+
+        def name_row(concept: int) -> int:
+            options = self.synonyms[concept]
+            name = options[int(rng.integers(len(options)))]
+            return rows.setdefault(name, len(rows))
+
+        graph_nodes = [name_row(c) for c in node_ids]
+        sources, targets = [], []
+        for target, concept in enumerate(node_ids):
+            adjacent = self.neighbours[concept]
+            for nb in rng.choice(adjacent, size=min(k, len(adjacent)), replace=False):
+                sources.append(len(graph_nodes))
+                targets.append(target)
+                graph_nodes.append(name_row(int(nb)))
+        longest = max(len(name) for name in rows) + 2
+        names = torch.full((len(rows), longest), pad, dtype=torch.long)
+        for name, row in rows.items():
+            names[row, : len(name) + 2] = torch.tensor([cls, *name, sep])
+        return BaliBatch(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            mlm_labels=labels,
+            mention_token_index=torch.tensor([positions, entity_index], dtype=torch.long),
+            entity_node_ids=torch.tensor(node_ids, dtype=torch.long),
+            name_input_ids=names,
+            name_attention_mask=(names != pad).long(),
+            graph_node_names=torch.tensor(graph_nodes, dtype=torch.long),
+            graph_edge_index=torch.tensor([sources, targets], dtype=torch.long),
+            graph_edge_relations=torch.zeros(len(sources), dtype=torch.long),
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="builtin")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--neighbours", type=int, default=3)
+    parser.add_argument("--graph-encoder", default="gat", choices=["gat", "sage"])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=29)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    tokenizer = load_tokenizer(args.model)
+    world = SyntheticWorld(np.random.default_rng(args.seed), 1000, len(tokenizer))
+    batches = [
+        world.batch(
+            args.batch_size,
+            args.length,
+            args.neighbours,
+            0.15,
+            tokenizer.cls_token_id,
+            tokenizer.sep_token_id,
+            tokenizer.mask_token_id,
+            tokenizer.pad_token_id,
+        )
+        for _ in range(args.steps + args.warmup)
+    ]
+    model = BaliModel(ModelConfig(name=args.model, graph_encoder=args.graph_encoder))
+    model.train()
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.lm_parameters(), "lr": 2e-5},
+            {"params": model.other_parameters(), "lr": 1e-4},
+        ],
+        weight_decay=0.01,
+    )
+
+    def bali_step(batch: BaliBatch) -> torch.Tensor:
+        loss = model(batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    def mlm_step(batch: BaliBatch) -> torch.Tensor:
+        loss = model.mlm_forward(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    # Interleave the two so that thermal or background drift hits both alike.
+    bali_times, mlm_times = [], []
+    for i, batch in enumerate(batches):
+        for step, times in ((mlm_step, mlm_times), (bali_step, bali_times)):
+            start = time.perf_counter()
+            step(batch)
+            if i >= args.warmup:
+                times.append(time.perf_counter() - start)
+    shapes = {
+        "entities_per_batch": statistics.mean(b.num_entities for b in batches),
+        "graph_nodes_per_batch": statistics.mean(int(b.graph_node_names.numel()) for b in batches),
+        "distinct_names_per_batch": statistics.mean(int(b.name_input_ids.shape[0]) for b in batches),
+        "name_tokens_per_batch": statistics.mean(int(b.name_attention_mask.sum()) for b in batches),
+        "padded_name_width": statistics.mean(int(b.name_input_ids.shape[1]) for b in batches),
+    }
+    bali, mlm = statistics.median(bali_times), statistics.median(mlm_times)
+    result = {
+        "model": args.model,
+        "graph_encoder": args.graph_encoder,
+        "batch_size": args.batch_size,
+        "length": args.length,
+        "neighbours": args.neighbours,
+        "threads": torch.get_num_threads(),
+        "steps_timed": len(bali_times),
+        "bali_step_s": round(bali, 4),
+        "mlm_step_s": round(mlm, 4),
+        "ratio": round(bali / mlm, 3),
+        **{k: round(v, 1) for k, v in shapes.items()},
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

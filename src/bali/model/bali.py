@@ -1,0 +1,230 @@
+"""The BALI model: a shared LM with an MLM head, a graph encoder and a cross-modal alignment loss.
+
+One forward pass encodes the MLM-corrupted sentences once (MLM loss and textual entity embeddings
+both come from it) and the batch's distinct node names once (graph node features), then runs the
+graph encoder and the alignment loss (§B-§C of the specification).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bali.errors import BadInputError, BaliError
+from bali.lm import load_encoder, resolve_model
+from bali.model.config import ModelConfig
+from bali.model.graph_encoders import GraphEncoder, build_graph_encoder
+from bali.model.losses import info_nce_loss, multi_similarity_loss
+
+# Names are sorted by length and encoded in chunks padded to the chunk's own longest name, so a
+# batch of mostly short names does not pay for its longest one. 64 keeps the LM calls few.
+NAME_CHUNK = 64
+
+
+class MLMHead(nn.Module):
+    """BERT's prediction head: Linear -> GELU -> LayerNorm -> Linear(vocab) + bias, decoder untied."""
+
+    def __init__(self, width: int, vocab_size: int, layer_norm_eps: float, init_std: float) -> None:
+        super().__init__()
+        self.transform = nn.Sequential(
+            nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width, eps=layer_norm_eps)
+        )
+        self.decoder = nn.Linear(width, vocab_size)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=init_std)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden))
+
+
+def _load_checkpoint_head(name: str) -> tuple[nn.Module, nn.Module]:
+    """The checkpoint's encoder and its own MLM head (``AutoModelForMaskedLM``), or a clear error.
+
+    The head is untied from the input embeddings (its decoder gets its own copy) so that it trains
+    with the non-LM learning rate, as the fresh head does, and the LM exports as a plain encoder.
+    """
+    from transformers import AutoModelForMaskedLM
+
+    resolved = resolve_model(name)
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(
+            resolved, local_files_only=True, output_loading_info=True
+        )
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"model.mlm_head=checkpoint: '{name}' has no masked-LM head ({exc})") from exc
+    base = model.base_model
+    heads = [child for child in model.children() if child is not base]
+    head_prefixes = [n for n, child in model.named_children() if child is not base]
+    missing = [k for k in info.get("missing_keys", []) if k.split(".")[0] in head_prefixes]
+    if len(heads) != 1 or missing:
+        raise BadInputError(
+            f"model.mlm_head=checkpoint: '{name}' has no usable masked-LM head in its weights"
+            + (f" (missing {missing[:3]})" if missing else "")
+            + "; use model.mlm_head=fresh"
+        )
+    head = heads[0]
+    lm_params = {id(p) for p in base.parameters()}
+    for module in head.modules():
+        for key, param in list(module._parameters.items()):
+            if param is not None and id(param) in lm_params:
+                module._parameters[key] = nn.Parameter(param.detach().clone())
+    return base, head
+
+
+class BaliModel(nn.Module):
+    """LM + MLM head + graph encoder; ``forward(batch)`` returns the BALI losses.
+
+    ``lm_name_or_path`` overrides ``model_config.name`` (the CLI's ``--model``). Anything the config
+    makes impossible (heads not dividing the width, a pooling layer the LM does not have) is a
+    :class:`BadInputError` raised here, before any training.
+    """
+
+    def __init__(self, model_config: ModelConfig, lm_name_or_path: str | None = None) -> None:
+        super().__init__()
+        self.config = model_config
+        self.lm_name = str(lm_name_or_path or model_config.name)
+        if model_config.mlm_head == "checkpoint":
+            self.lm, self.mlm_head = _load_checkpoint_head(self.lm_name)
+        else:
+            self.lm = load_encoder(self.lm_name)
+        lm_config = self.lm.config
+        self.width = int(lm_config.hidden_size)
+        if model_config.mlm_head == "fresh":
+            self.mlm_head = MLMHead(
+                self.width,
+                int(lm_config.vocab_size),
+                float(getattr(lm_config, "layer_norm_eps", 1e-12)),
+                float(getattr(lm_config, "initializer_range", 0.02)),
+            )
+        layers = int(getattr(lm_config, "num_hidden_layers", 0))
+        if not -(layers + 1) <= model_config.text_pooling_layer <= layers:
+            raise BadInputError(
+                f"model.text_pooling_layer={model_config.text_pooling_layer} is out of range for an LM "
+                f"with {layers} layers (use -1 for the last)"
+            )
+        # The pooler is never used for training, but downstream classifiers start from it: keep its
+        # pretrained weights for export, frozen, so DDP does not see it as an unused parameter.
+        pooler = getattr(self.lm, "pooler", None)
+        if isinstance(pooler, nn.Module):
+            pooler.requires_grad_(False)
+        self.graph_encoder: GraphEncoder | None = build_graph_encoder(model_config, self.width)
+
+    # ----------------------------------------------------------------------------------- encoders
+    def lm_parameters(self) -> list[nn.Parameter]:
+        """Trainable LM parameters (learning rate ``lr_lm``); everything else uses ``lr_other``."""
+        return [p for p in self.lm.parameters() if p.requires_grad]
+
+    def other_parameters(self) -> list[nn.Parameter]:
+        lm_ids = {id(p) for p in self.lm.parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in lm_ids]
+
+    def _encode_sentences(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Last-layer states (MLM) and the states of the text-pooling layer, both [B, L, d]."""
+        layer = self.config.text_pooling_layer
+        out = self.lm(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            output_hidden_states=layer != -1,
+        )
+        last = out.last_hidden_state
+        return last, last if layer == -1 else out.hidden_states[layer]
+
+    def _encode_names(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled LM encodings of each distinct name row, [U, d], with gradients.
+
+        ``mean`` pools over all non-pad tokens including [CLS]/[SEP] (the reference's setting).
+        Names are bucketed by length (see ``NAME_CHUNK``); the result is in the input row order.
+        """
+        lengths = attention_mask.sum(dim=1)
+        order = torch.argsort(lengths)
+        pooled = []
+        for chunk in torch.split(order, NAME_CHUNK):
+            width = int(lengths[chunk].max().clamp(min=1))
+            ids, mask = input_ids[chunk, :width], attention_mask[chunk, :width]
+            states = self.lm(input_ids=ids, attention_mask=mask).last_hidden_state
+            if self.config.name_pooling == "cls":
+                pooled.append(states[:, 0])
+            else:
+                weights = mask.unsqueeze(-1).to(states.dtype)
+                pooled.append((states * weights).sum(1) / weights.sum(1).clamp(min=1.0))
+        if not pooled:
+            return input_ids.new_zeros((0, self.width), dtype=torch.float)
+        out = torch.cat(pooled)
+        return out[torch.argsort(order)]
+
+    def text_embeddings(self, states: torch.Tensor, batch: Any) -> torch.Tensor:
+        """Mean of each entity's mention-token states (scatter-mean over ``mention_token_index``)."""
+        flat = states.reshape(-1, states.shape[-1])
+        positions, entities = batch.mention_token_index[0], batch.mention_token_index[1]
+        n = batch.num_entities
+        sums = flat.new_zeros((n, flat.shape[-1])).index_add_(0, entities, flat[positions])
+        counts = torch.bincount(entities, minlength=n).clamp(min=1).to(flat.dtype)
+        return sums / counts.unsqueeze(-1)
+
+    def graph_embeddings(self, batch: Any) -> torch.Tensor:
+        """Graph embeddings of the N target concepts, [N, d]."""
+        if self.graph_encoder is None:
+            if batch.linear_input_ids is None:
+                raise BaliError(
+                    "model.graph_encoder=linear needs batches with linear_input_ids "
+                    "(collate with graph_format='linear')"
+                )
+            states = self.lm(
+                input_ids=batch.linear_input_ids, attention_mask=batch.linear_attention_mask
+            ).last_hidden_state
+            return states[:, 0]
+        names = self._encode_names(batch.name_input_ids, batch.name_attention_mask)
+        features = names[batch.graph_node_names]
+        return self.graph_encoder(features, batch.graph_edge_index, batch.num_entities)
+
+    # ------------------------------------------------------------------------------------ losses
+    def _mlm_loss(self, last: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy at MLM-selected positions only; the vocabulary projection sees nothing else."""
+        selected = labels != -100
+        logits = self.mlm_head(last[selected]).float()
+        if logits.shape[0] == 0:
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits, labels[selected])
+
+    def alignment_loss(self, text: torch.Tensor, graph: torch.Tensor, node_ids: torch.Tensor) -> torch.Tensor:
+        """InfoNCE (or MS) over cat(text, graph) with labels cat(ids, ids)."""
+        embeddings = torch.cat([text, graph])
+        labels = torch.cat([node_ids, node_ids])
+        if self.config.loss == "ms":
+            return multi_similarity_loss(
+                embeddings, labels, self.config.ms_alpha, self.config.ms_beta, self.config.ms_base
+            )
+        return info_nce_loss(embeddings, labels, self.config.temperature)
+
+    def forward(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Total loss = MLM + alignment_weight * alignment, plus both parts (for logging)."""
+        last, pooled_states = self._encode_sentences(batch)
+        mlm = self._mlm_loss(last, batch.mlm_labels)
+        if batch.num_entities == 0:
+            # Touch every graph-side parameter so DDP's gradient reduction sees them on every rank.
+            align = sum((p.sum() * 0.0 for p in self.other_parameters()), mlm.new_zeros(()))
+        else:
+            text = self.text_embeddings(pooled_states, batch)
+            graph = self.graph_embeddings(batch)
+            align = self.alignment_loss(text, graph, batch.entity_node_ids)
+        loss = mlm + self.config.alignment_weight * align
+        return {"loss": loss, "mlm_loss": mlm.detach(), "align_loss": align.detach()}
+
+    def mlm_forward(self, batch: Any) -> torch.Tensor:
+        """The MLM loss alone, on the same sentences (the baseline of the step benchmark)."""
+        last = self.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        return self._mlm_loss(last, batch.mlm_labels)
+
+    def embed(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Textual and graph embeddings of the batch's entities, ``(e [N, d], g [N, d], node_ids [N])``.
+
+        Runs under the caller's grad mode and train/eval state (call ``model.eval()`` and
+        ``torch.no_grad()`` for plots and probes).
+        """
+        _, pooled_states = self._encode_sentences(batch)
+        return self.text_embeddings(pooled_states, batch), self.graph_embeddings(batch), batch.entity_node_ids

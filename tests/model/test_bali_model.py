@@ -1,0 +1,146 @@
+"""BaliModel: encoders, losses, MLM positions, embeddings, and configuration errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertForMaskedLM
+
+from bali.data.batch import BaliBatch
+from bali.errors import BadInputError
+from bali.model.bali import BaliModel
+from bali.model.config import ModelConfig
+
+
+@pytest.mark.parametrize("encoder", ["gat", "sage", "linear"])
+def test_each_encoder_trains_and_its_loss_decreases(
+    encoder: str,
+    tiny_bert_dir: str,
+    make_batch: Callable[..., BaliBatch],
+    tiny_model_config: Callable[..., ModelConfig],
+) -> None:
+    torch.manual_seed(0)
+    model = BaliModel(tiny_model_config(graph_encoder=encoder), tiny_bert_dir)
+    batch = make_batch(linear=encoder == "linear")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(6):
+        out = model(batch)
+        assert set(out) == {"loss", "mlm_loss", "align_loss"} and out["loss"].ndim == 0
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+        losses.append(out["loss"].item())
+    assert losses[-1] < losses[0] * 0.9
+    grads_seen = [p for p in model.other_parameters() if p.grad is not None]
+    assert len(grads_seen) == len(model.other_parameters())  # every non-LM parameter is trained
+
+
+def test_gat_encoder_follows_the_specification(tiny_bert_dir: str) -> None:
+    model = BaliModel(ModelConfig(), tiny_bert_dir)
+    convs = model.graph_encoder.convs
+    assert len(convs) == 5
+    for conv in convs:
+        assert conv.heads == 2 and conv.share_weights and conv.add_self_loops and conv.lin_edge is None
+        assert conv.dropout == 0.1
+    assert convs[-1].out_channels * convs[-1].heads == model.width == 32
+    head = model.graph_encoder.head
+    assert isinstance(head[1], torch.nn.LayerNorm) and head[1].eps == 1e-12
+
+
+def test_alignment_weight_is_applied(tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]) -> None:
+    batch = make_batch()
+    for weight in (0.0, 2.5):
+        torch.manual_seed(0)
+        model = BaliModel(ModelConfig(gnn_layers=2, alignment_weight=weight), tiny_bert_dir).eval()
+        out = model(batch)
+        assert out["loss"].item() == pytest.approx(out["mlm_loss"].item() + weight * out["align_loss"].item())
+
+
+def test_only_masked_positions_enter_the_mlm_loss(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    model = BaliModel(ModelConfig(gnn_layers=2), tiny_bert_dir).eval()
+    batch = make_batch()
+    seen: list[int] = []
+    model.mlm_head.decoder.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0].shape[0]))
+    loss = model.mlm_forward(batch)
+    selected = batch.mlm_labels != -100
+    assert seen == [int(selected.sum())]  # the vocabulary projection saw masked rows only
+    last = model.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    full_logits = model.mlm_head(last)
+    assert loss.item() == pytest.approx(
+        F.cross_entropy(full_logits[selected], batch.mlm_labels[selected]).item(), rel=1e-5
+    )
+    # Changing an unselected position's label value (still -100 semantics elsewhere) changes nothing.
+    other = batch.mlm_labels.clone()
+    other[~selected] = -100
+    assert torch.equal(other, batch.mlm_labels)
+    assert model(batch)["mlm_loss"].item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_embed_returns_text_and_graph_embeddings(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    model = BaliModel(ModelConfig(gnn_layers=2), tiny_bert_dir).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        e, g, ids = model.embed(batch)
+    n = batch.num_entities
+    assert e.shape == g.shape == (n, 32) and torch.equal(ids, batch.entity_node_ids)
+    # The text embedding is the mean of the entity's mention-token states.
+    states = model.lm(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask
+    ).last_hidden_state.reshape(-1, 32)
+    positions, entities = batch.mention_token_index
+    assert torch.allclose(e[0], states[positions[entities == 0]].mean(0), atol=1e-6)
+
+
+def test_name_bucketing_matches_unbucketed_encoding(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    model = BaliModel(ModelConfig(gnn_layers=2), tiny_bert_dir).eval()
+    batch = make_batch(concepts=9)
+    with torch.no_grad():
+        got = model._encode_names(batch.name_input_ids, batch.name_attention_mask)
+        states = model.lm(
+            input_ids=batch.name_input_ids, attention_mask=batch.name_attention_mask
+        ).last_hidden_state
+        mask = batch.name_attention_mask.unsqueeze(-1).float()
+        expected = (states * mask).sum(1) / mask.sum(1)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        ({"gnn_heads": 3}, "does not divide"),
+        ({"gnn_heads": 2, "gnn_hidden": 33}, "does not divide"),
+        ({"text_pooling_layer": 5}, "out of range"),
+        ({"mlm_head": "checkpoint"}, "masked-LM head"),
+    ],
+)
+def test_impossible_configurations_are_bad_input(tiny_bert_dir: str, overrides: dict, needle: str) -> None:
+    with pytest.raises(BadInputError, match=needle):
+        BaliModel(ModelConfig(**overrides), tiny_bert_dir)
+
+
+def test_missing_model_is_bad_input(tmp_path) -> None:
+    with pytest.raises(BadInputError):
+        BaliModel(ModelConfig(), str(tmp_path / "nope"))
+
+
+def test_checkpoint_mlm_head_is_loaded_and_untied(
+    tiny_bert_dir: str, tmp_path, make_batch: Callable[..., BaliBatch]
+) -> None:
+    config = BertConfig.from_pretrained(tiny_bert_dir)
+    masked_lm = BertForMaskedLM(config)
+    masked_lm.save_pretrained(tmp_path)
+    model = BaliModel(ModelConfig(gnn_layers=2, mlm_head="checkpoint"), str(tmp_path))
+    decoder = model.mlm_head.predictions.decoder.weight
+    assert torch.equal(decoder, masked_lm.cls.predictions.decoder.weight)
+    assert decoder.data_ptr() != model.lm.embeddings.word_embeddings.weight.data_ptr()
+    assert model(make_batch())["loss"].isfinite()

@@ -1,0 +1,36 @@
+"""Run under ``accelerate launch``: train the tiny model and print the summary (rank 0) as JSON.
+
+Usage: ddp_train.py DATASET_DIR MODEL_DIR RUN_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from bali.config import load_config
+from bali.train.trainer import train
+
+
+def main() -> None:
+    data_dir, model_dir, run_dir = sys.argv[1:4]
+    config = load_config(
+        None,
+        [
+            f"model.name={model_dir}",
+            "model.gnn_layers=2",
+            "train.batch_size=4",
+            "train.max_steps=3",
+            "train.save_every=3",
+            "train.eval_every=3",
+            "train.mixed_precision=no",
+        ],
+    )
+    result = train(config, data_dir, run_dir)
+    if result["processes"] > 1 and not result["replicas_identical"]:
+        raise SystemExit(f"replicas diverged: {result['replica_checksums']}")
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

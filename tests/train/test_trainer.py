@@ -1,0 +1,169 @@
+"""`bali train`: run directory, exact resume, corrupt checkpoints, bad input, DDP on two CPU processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bali.cli import main
+from bali.config import BaliConfig
+from bali.data.dataset import BaliDataset
+from bali.errors import BadInputError
+from bali.train.trainer import train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(checkpoint / "model.safetensors"))
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory, tiny_dataset_dir: Path, tiny_bert_dir: str) -> Path:
+    """8 steps of 5 sentences (fewer than 8 batches per epoch: the run crosses an epoch), via the CLI."""
+    out = tmp_path_factory.mktemp("runs") / "full"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tiny_dataset_dir),
+            "--model",
+            tiny_bert_dir,
+            "--out",
+            str(out),
+            "--set",
+            "model.gnn_layers=2",
+            "--set",
+            "train.batch_size=5",
+            "--set",
+            "train.max_steps=8",
+            "--set",
+            "train.save_every=4",
+            "--set",
+            "train.eval_every=4",
+            "--set",
+            "train.log_every=1",
+            "--set",
+            "train.mixed_precision=no",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def _config_of(run: Path, tiny_train_config: Callable[..., BaliConfig]) -> BaliConfig:
+    return tiny_train_config(
+        "train.batch_size=5", "train.max_steps=8", "train.save_every=4", "train.eval_every=4"
+    )
+
+
+def test_run_directory_layout(full_run: Path, tiny_dataset_dir: Path) -> None:
+    assert (full_run / "config.yaml").is_file()
+    steps = sorted(p.name for p in (full_run / "checkpoints").iterdir())
+    assert steps == ["step-4", "step-8"]
+    for step in steps:
+        files = {p.name for p in (full_run / "checkpoints" / step).iterdir()}
+        assert {"COMPLETE", "trainer_state.json", "model.safetensors", "optimizer.bin"} <= files
+        assert any(name.startswith("random_states") for name in files)
+    state = json.loads((full_run / "checkpoints" / "step-8" / "trainer_state.json").read_text())
+    per_epoch = -(-len(BaliDataset(tiny_dataset_dir, "train")) // 5)
+    assert per_epoch < 8
+    assert state == {"step": 8, "epoch": 1, "batches_in_epoch": 8 - per_epoch}
+    records = [json.loads(line) for line in (full_run / "metrics.jsonl").read_text().splitlines()]
+    train_records = [r for r in records if r["split"] == "train"]
+    assert [r["step"] for r in train_records] == list(range(1, 9))
+    assert {"loss", "mlm_loss", "align_loss", "lr_lm", "lr_other", "samples_per_s"} <= set(train_records[0])
+    assert train_records[0]["lr_other"] == pytest.approx(5 * train_records[0]["lr_lm"])
+    assert [r["step"] for r in records if r["split"] == "validation"] == [4, 8]
+    assert (full_run / "final" / "model.safetensors").is_file()
+
+
+def test_resume_is_exact_and_skips_a_corrupt_checkpoint(
+    full_run: Path, tmp_path: Path, tiny_dataset_dir: Path, tiny_train_config, caplog
+) -> None:
+    """Interrupted after step 4 (the step-8 checkpoint is corrupt): resuming ends with the same weights."""
+    run = tmp_path / "resumed"
+    shutil.copytree(full_run, run, ignore=shutil.ignore_patterns("final"))
+    (run / "checkpoints" / "step-8" / "model.safetensors").write_bytes(b"truncated")
+    partial = run / "checkpoints" / "step-12"  # a crash while writing: no completion marker
+    partial.mkdir()
+    with caplog.at_level(logging.WARNING, logger="bali.train.checkpoints"):
+        result = train(_config_of(run, tiny_train_config), tiny_dataset_dir, run, resume=True)
+    messages = caplog.text
+    assert "step-12" in messages and "incomplete" in messages
+    assert "step-8" in messages and "cannot be loaded" in messages
+    assert result["steps"] == 8
+    assert _same_weights(full_run / "checkpoints" / "step-8", run / "checkpoints" / "step-8")
+
+
+def test_existing_run_needs_resume_or_overwrite(
+    full_run: Path, tiny_dataset_dir: Path, tiny_train_config
+) -> None:
+    with pytest.raises(BadInputError, match="--resume"):
+        train(tiny_train_config(), tiny_dataset_dir, full_run)
+
+
+def test_dataset_from_another_tokenizer_is_rejected(
+    tmp_path: Path, tiny_dataset_dir: Path, tiny_train_config
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset_dir, data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["tokenizer"]["probe"] = [101, 7, 102]
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BadInputError, match="different tokenizer"):
+        train(tiny_train_config(), data, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_two_cpu_processes_end_with_identical_weights(
+    tmp_path: Path, tiny_dataset_dir: Path, tiny_bert_dir: str
+) -> None:
+    accelerate = Path(sys.executable).with_name("accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            str(accelerate),
+            "launch",
+            "--config_file",
+            str(REPO / "configs" / "accelerate" / "cpu.yaml"),
+            "--num_processes",
+            "2",
+            "--main_process_port",
+            "0",
+            str(Path(__file__).with_name("ddp_train.py")),
+            str(tiny_dataset_dir),
+            tiny_bert_dir,
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [
+        json.loads(line[len("RESULT ") :]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")
+    ]
+    assert len(results) == 2
+    for result in results:
+        assert result["processes"] == 2 and result["replicas_identical"]
+        assert result["steps"] == 3
+    assert results[0]["replica_checksums"] == results[1]["replica_checksums"]
+    assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
