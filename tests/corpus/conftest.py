@@ -12,7 +12,7 @@ import pytest
 from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
 from bali.kg.graph import Relation, write_kg
 
-# node id: (source_id, names (preferred first), xrefs)
+# node id: (source_id, names (preferred first), xrefs; "~KEY" is a non-preferred xref)
 DISEASES: list[tuple[str, list[str], list[str]]] = [
     ("MONDO:0004979", ["asthma", "bronchial asthma"], ["MESH:D001249"]),
     ("MONDO:0005275", ["lung disease", "pulmonary disease"], ["MESH:D008171"]),
@@ -41,7 +41,8 @@ def write_tiny_kg(
     name_nodes = [i for i, e in enumerate(entries) for _ in e[1]]
     names = [n for e in entries for n in e[1]]
     xref_nodes = [i for i, e in enumerate(entries) for _ in e[2]]
-    xref_keys = [k for e in entries for k in e[2]]
+    xref_keys = [k.lstrip("~") for e in entries for k in e[2]]
+    preferred = [not k.startswith("~") for e in entries for k in e[2]]
     defs = definitions or {}
     with atomic_output_dir(out, overwrite=True) as tmp:
         counts = write_kg(
@@ -51,7 +52,7 @@ def write_tiny_kg(
             names=names,
             edges=(np.array([0]), np.array([1]), np.array([0])),
             relations=[Relation("is_a")],
-            xrefs=pa.table({"key": xref_keys, "node_id": xref_nodes, "preferred": [True] * len(xref_keys)}),
+            xrefs=pa.table({"key": xref_keys, "node_id": xref_nodes, "preferred": preferred}),
             definitions=pa.table(
                 {"node_id": pa.array(list(defs), pa.int32()), "text": pa.array(list(defs.values()))}
             ),
@@ -62,9 +63,13 @@ def write_tiny_kg(
 
 @pytest.fixture
 def tiny_kg(tmp_path: Path) -> KGFactory:
-    """Factory: ``tiny_kg(definitions={node: text})`` writes a KG under ``tmp_path`` and returns it."""
+    """Factory: ``tiny_kg(definitions={node: text}, entries=...)`` writes a KG under ``tmp_path``."""
 
-    def make(definitions: dict[int, str] | None = None, name: str = "kg") -> Path:
-        return write_tiny_kg(tmp_path / name, DISEASES, definitions)
+    def make(
+        definitions: dict[int, str] | None = None,
+        name: str = "kg",
+        entries: Sequence[tuple[str, list[str], list[str]]] = DISEASES,
+    ) -> Path:
+        return write_tiny_kg(tmp_path / name, entries, definitions)
 
     return make

@@ -251,3 +251,21 @@ def test_parallel_linking_gives_the_same_corpus(tiny_kg: KGFactory, tmp_path: Pa
     for key in ("mentions", "mentions_by_origin", "abbreviations_defined", "documents"):
         assert serial["counts"][key] == parallel["counts"][key]
     assert parallel["counts"]["abbreviations_defined"] == 600
+
+
+def test_gold_ids_prefer_the_preferred_cross_reference(tiny_kg: KGFactory, tmp_path: Path) -> None:
+    kg = tiny_kg(
+        entries=[
+            ("C1", ["asthma"], ["MESH:D001249", "MESH:D000001"]),
+            ("C2", ["asthma attack"], ["~MESH:D001249"]),  # an entry term of another concept
+            ("C3", ["cough"], ["~MESH:D000001", "~MESH:D003371"]),
+            ("C4", ["tussis"], ["~MESH:D003371"]),
+        ],
+    )
+    path = tmp_path / "in.pubtator"
+    path.write_text(
+        "1|t|Asthma and cough.\n1\t0\t6\tAsthma\tDisease\tD001249\n1\t11\t16\tcough\tDisease\tD003371\n"
+    )
+    link_corpus(kg, tmp_path / "out", CorpusConfig(builtin=False, inputs=[str(path)], format="pubtator"))
+    # D001249: only the preferred node; D003371: no preferred node, so every node carrying it.
+    assert LinkedCorpus.load(tmp_path / "out").sentence(0)[1] == [(0, 6, [0]), (11, 16, [2, 3])]

@@ -26,6 +26,8 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
@@ -38,7 +40,7 @@ from bali.corpus.readers import Document, GoldAnnotation, InputBudget, read_docu
 from bali.corpus.sentences import split_sentences
 from bali.errors import BadInputError, ErrorBudget
 from bali.ids import split_gold_ids
-from bali.kg.graph import KnowledgeGraph
+from bali.kg.graph import XREFS, KnowledgeGraph
 
 GOLD = "gold"
 _CHUNK_DOCUMENTS = 256
@@ -48,10 +50,16 @@ SentenceMentions = list[list[tuple[int, int, tuple[int, ...], str]]]
 
 
 class GoldMapper:
-    """Maps gold id fields to KG nodes and keeps the per-reason counts the manifest reports."""
+    """Maps gold id fields to KG nodes and keeps the per-reason counts the manifest reports.
+
+    An id carried by several nodes maps to those whose cross-reference is marked preferred (MeSH
+    main heading, preferred atom) when there are any: in UMLS a MeSH code sits on entry-term atoms
+    of other CUIs too, and the reference implementation kept an arbitrary one of them (spec §A.2).
+    """
 
     def __init__(self, kg: KnowledgeGraph, config: CorpusConfig, budget: ErrorBudget) -> None:
         self.kg = kg
+        self.demoted = _demoted_xrefs(kg)
         self.budget = budget
         self.unknown_is_error = config.unknown_ids == "error"
         self.types = {t.lower() for t in config.entity_types}
@@ -67,6 +75,8 @@ class GoldMapper:
         for parts in alternatives:
             for part in parts:
                 found = self.kg.lookup_xref(part)
+                if part in self.demoted:
+                    found = [n for n in found if n not in self.demoted[part]]
                 if found:
                     nodes.update(dict.fromkeys(found))
                 else:
@@ -113,6 +123,24 @@ class GoldMapper:
             },
             "unknown_id_prefixes": dict(self.unknown_prefixes.most_common(20)),
         }
+
+
+def _demoted_xrefs(kg: KnowledgeGraph) -> dict[str, set[int]]:
+    """Non-preferred nodes of every xref key that also has a preferred node (vectorised)."""
+    table = pq.read_table(kg.directory / XREFS, columns=["key", "node_id", "preferred"])
+    if not table.num_rows:
+        return {}
+    with_preferred = table.group_by("key").aggregate([("preferred", "any")])
+    keys = with_preferred.filter(pc.field("preferred_any")).column("key")
+    demoted = table.filter(
+        pc.and_(pc.invert(table.column("preferred")), pc.is_in(table.column("key"), value_set=keys))
+    )
+    out: dict[str, set[int]] = {}
+    for key, node in zip(
+        demoted.column("key").to_pylist(), demoted.column("node_id").to_pylist(), strict=True
+    ):
+        out.setdefault(key, set()).add(node)
+    return out
 
 
 def _documents(
@@ -195,10 +223,12 @@ def link_corpus(
     counts: Counter[str] = Counter()
     origins: Counter[str] = Counter()
     concepts: set[int] = set()
-    mapper = GoldMapper(kg, config, budget)
+    mapper: GoldMapper | None = None
     linker: DictionaryLinker | None = None
     linker_seconds = 0.0
-    if source == "dictionary":
+    if source == "gold":
+        mapper = GoldMapper(kg, config, budget)
+    else:
         stoplist = read_stoplist(config.stoplist) if config.stoplist else frozenset()
         options = LinkerOptions(
             min_length=config.min_name_length,
@@ -219,13 +249,15 @@ def link_corpus(
                 disable=True if show_progress is False else None,
                 mininterval=2.0,
             )
-            if linker is None:
+            if mapper is not None:
                 processed: Iterator[tuple[Document, Spans, SentenceMentions]] = (
                     (doc, *_gold_document(doc, mapper, counts)) for doc, _ in documents
                 )
             elif config.workers > 1:
+                assert linker is not None
                 processed = _link_parallel(documents, linker, config.workers, counts)
             else:
+                assert linker is not None
                 processed = (
                     (doc, *_link_text(doc.text, own_node, linker, counts)) for doc, own_node in documents
                 )
@@ -258,10 +290,10 @@ def link_corpus(
             "seconds": round(elapsed, 2),
             "sentences_per_second": round(num_sentences / elapsed, 1) if elapsed else None,
         }
-        if linker is None:
+        if mapper is not None:
             result_counts["gold"] = mapper.as_dict()
             result_counts["gold"]["duplicate_spans_merged"] = counts["duplicate_spans_merged"]
-        else:
+        elif linker is not None:
             result_counts["linker"] = {**linker.stats(), "build_seconds": round(linker_seconds, 2)}
             result_counts["abbreviations_defined"] = counts["abbreviations_defined"]
         inputs: dict[str, Any] = {"kg": str(kg_dir)}
