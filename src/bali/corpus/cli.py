@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sentences and link mentions to KG nodes: gold annotations through the KG's cross-references, "
         "otherwise a dictionary linker over every KG name.",
     )
-    link.add_argument("--kg", required=True, help="KG artefact directory (output of `bali kg build`)")
+    link.add_argument(
+        "--kg", required=True, metavar="DIR", help="KG artefact directory (output of `bali kg build`)"
+    )
     source = link.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", nargs="+", metavar="FILE", help="input files")
     source.add_argument("--builtin", action="store_true", help="link the KG's textual definitions")
@@ -32,10 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="line",
         help="plain text: a document per line or file",
     )
-    link.add_argument("--out", required=True, help="output directory")
+    link.add_argument("--out", required=True, metavar="DIR", help="output directory")
     link.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     link.add_argument(
-        "--max-errors", type=int, default=0, help="tolerate up to N bad records, counted in the manifest"
+        "--max-errors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tolerate up to N bad records, counted in the manifest",
     )
     link.add_argument(
         "--mentions",
@@ -44,7 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="gold annotations (pubtator, bern2) or the dictionary linker; auto picks by format",
     )
     link.add_argument(
-        "--entity-types", nargs="+", default=[], help="keep only gold annotations of these types"
+        "--entity-types",
+        nargs="+",
+        default=[],
+        metavar="TYPE",
+        help="keep only gold annotations of these types",
     )
     link.add_argument(
         "--unknown-ids",
@@ -53,11 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="gold ids the KG lacks: count them in the manifest, or treat them as bad input",
     )
     linker = link.add_argument_group("dictionary linker")
-    linker.add_argument("--min-name-length", type=int, default=3, help="shortest name linked (characters)")
+    linker.add_argument(
+        "--min-name-length", type=int, default=3, metavar="N", help="shortest name linked (characters)"
+    )
     linker.add_argument(
         "--acronym-max-length",
         type=int,
         default=5,
+        metavar="N",
         help="all-capitals names up to this length match case-sensitively",
     )
     linker.add_argument(
@@ -66,12 +79,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="all",
         help="a name shared by several concepts links to all of them or to none",
     )
-    linker.add_argument("--stoplist", help="file of names never linked, one per line")
+    linker.add_argument("--stoplist", metavar="FILE", help="file of names never linked, one per line")
     linker.add_argument(
         "--no-abbreviations", action="store_true", help="do not expand abbreviations defined in a document"
     )
     linker.add_argument(
-        "--workers", type=int, default=1, help="processes for dictionary linking (they share the automaton)"
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes for dictionary linking (they share the automaton)",
     )
     add_json_flag(link)
     link.set_defaults(handler=handle_link)

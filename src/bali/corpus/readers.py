@@ -18,7 +18,6 @@ from typing import Literal
 
 from bali.errors import BadInputError, ErrorBudget
 
-Format = Literal["text", "jsonl", "pubtator", "bern2"]
 FORMATS: tuple[str, ...] = ("text", "jsonl", "pubtator", "bern2")
 NO_ID = frozenset({"", "-", "-1", "cui-less", "cuiless", "none", "null"})
 
@@ -79,9 +78,7 @@ def _lines(path: Path, budget: InputBudget) -> Iterator[tuple[int, str]]:
             yield number, line.rstrip("\r\n")
 
 
-def _check_span(
-    doc: Document, ann: GoldAnnotation, budget: InputBudget, path: Path, check_mention: bool = True
-) -> bool:
+def _check_span(doc: Document, ann: GoldAnnotation, budget: InputBudget, path: Path) -> bool:
     """Record and reject a span outside the text or a mention string that differs from its span."""
     if not 0 <= ann.start < ann.end <= len(doc.text):
         budget.record(
@@ -92,7 +89,7 @@ def _check_span(
             ann.line,
         )
         return False
-    if check_mention and ann.mention and doc.text[ann.start : ann.end] != ann.mention:
+    if ann.mention and doc.text[ann.start : ann.end] != ann.mention:
         budget.record(
             "mention_mismatch",
             f"mention '{ann.mention}' does not match the text at {ann.start}-{ann.end} "
