@@ -215,9 +215,16 @@ def link_corpus(
     them, in which case they are counted under ``counts.errors``.
     """
     began = time.perf_counter()
+    if Path(out_dir).exists() and not overwrite:  # before minutes of automaton building, not after
+        raise BadInputError("output directory exists; pass --overwrite to replace it", out_dir)
     kg = KnowledgeGraph.load(kg_dir)
     if not config.builtin and not config.inputs:
         raise BadInputError("no input files: pass --input FILE... --format FORMAT, or --builtin")
+    for path in [] if config.builtin else config.inputs:
+        if not Path(path).is_file():
+            raise BadInputError(
+                "input file not found" if not Path(path).exists() else "input is not a file", path
+            )
     source = _mention_source(config)
     budget = InputBudget(config.max_errors)
     counts: Counter[str] = Counter()
