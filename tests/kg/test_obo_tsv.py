@@ -211,3 +211,5 @@ def test_missing_obo_and_bad_scope(tmp_path: Path, capsys: pytest.CaptureFixture
     a, _ = _obo(tmp_path)
     assert main(["kg", "build", "--obo", str(a), "--out", str(tmp_path / "o"), "--obo-scopes", "WIDE"]) == 2
     assert "obo_name_scopes" in capsys.readouterr().err
+    assert main(["kg", "info", str(tmp_path)]) == 2
+    assert "not a bali artefact directory" in capsys.readouterr().err

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -215,19 +217,46 @@ class _Accumulator(Protocol):
     def __call__(self, start: int, batch: pa.RecordBatch) -> None: ...
 
 
-def _scan(rrf: _RRF, needed: list[str], budget: ErrorBudget, scratch: Path, acc: _Accumulator) -> None:
+class _FileBudget(ErrorBudget):
+    """One file's view of the shared error budget: forwards every record (under a lock, since
+    MRCONSO and MRREL are read in parallel) and remembers its own, so that a file read a second
+    time can take back what its abandoned first pass counted."""
+
+    def __init__(self, parent: ErrorBudget, lock: threading.Lock) -> None:
+        super().__init__(parent.max_errors)
+        self.parent = parent
+        self.lock = lock
+
+    def record(
+        self, reason: str, message: str, path: str | Path | None = None, line: int | None = None
+    ) -> None:
+        with self.lock:
+            self.parent.record(reason, message, path, line)
+            self.counts[reason] = self.counts.get(reason, 0) + 1
+
+    def forget(self) -> None:
+        with self.lock:
+            for reason, count in self.counts.items():
+                left = self.parent.counts[reason] - count
+                if left:
+                    self.parent.counts[reason] = left
+                else:
+                    del self.parent.counts[reason]
+            self.counts = {}
+
+
+def _scan(rrf: _RRF, needed: list[str], budget: _FileBudget, scratch: Path, acc: _Accumulator) -> None:
     """Feed every batch of the file to ``acc``; on a malformed line, clean the file and start over.
 
-    Errors the budget counted during the abandoned fast pass are forgotten, since the second pass
+    Errors this file counted during the abandoned fast pass are forgotten, since the second pass
     meets the same lines again.
     """
-    counts, examples = dict(budget.counts), list(budget.examples)
     acc.reset()
     try:
         for start, batch in _batches(rrf, needed, rrf.path.name):
             acc(start, batch)
     except _Malformed:
-        budget.counts, budget.examples = counts, examples
+        budget.forget()
         acc.reset()
         _clean_copy(rrf, budget, scratch)
         for start, batch in _batches(rrf, needed, rrf.path.name):
@@ -420,20 +449,26 @@ class _CuiIndex:
 
 @dataclass
 class _Edges:
-    """Kept MRREL rows as (CUI1 node, CUI2 node, relation code), accumulated block by block."""
+    """MRREL rows passing the filters as (CUI1, CUI2, relation code), accumulated block by block.
+
+    CUIs stay CUIs here (int32) so that MRREL can be read while MRCONSO is still being read; they
+    become node ids in :meth:`resolve`. With ``report_unknown`` set, the accumulator instead walks
+    the file only to report rows naming CUIs absent from MRCONSO, with their line numbers.
+    """
 
     config: KGConfig
     budget: ErrorBudget
     rrf: _RRF
-    index: _CuiIndex
+    report_unknown: _CuiIndex | None = None
+    unknown_budget: ErrorBudget | None = None
     names: _Codes = field(default_factory=_Codes)
     rel_of_name: dict[int, tuple[str, str]] = field(default_factory=dict)
     parts: dict[str, list[np.ndarray]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
     def reset(self) -> None:
-        self.parts = {"src": [], "dst": [], "rel": []}
-        self.counts = {"mrrel_rows": 0, "mrrel_filtered_out": 0, "mrrel_endpoint_not_kept": 0}
+        self.parts = {"cui1": [], "cui2": [], "rel": []}
+        self.counts = {"mrrel_rows": 0, "mrrel_filtered_out": 0}
 
     def __call__(self, start: int, batch: pa.RecordBatch) -> None:
         cfg = self.config
@@ -441,20 +476,7 @@ class _Edges:
         cui1, ok1 = _cui_ints(batch.column("CUI1"), self.rrf, start, self.budget, "CUI1")
         cui2, ok2 = _cui_ints(batch.column("CUI2"), self.rrf, start, self.budget, "CUI2")
         valid = ok1 & ok2
-        pos1 = self.index.node_of[cui1]
-        pos2 = self.index.node_of[cui2]
-        known1 = (pos1 != _CuiIndex.UNKNOWN) & ok1
-        known2 = (pos2 != _CuiIndex.UNKNOWN) & ok2
-        for row in np.nonzero(valid & ~(known1 & known2))[0]:
-            which = "CUI1" if not known1[row] else "CUI2"
-            value = cui1[row] if which == "CUI1" else cui2[row]
-            self.budget.record(
-                "unknown_concept",
-                f"{which} C{value:07d} is not a concept of MRCONSO.RRF (expected an edge between known CUIs)",
-                self.rrf.path,
-                self.rrf.line(start + int(row)),
-            )
-        keep = valid & known1 & known2
+        keep = valid.copy()
         for mask in (
             _member(batch.column("REL"), cfg.rel_include, cfg.rel_exclude),
             _member(batch.column("RELA"), cfg.rela_include, cfg.rela_exclude),
@@ -466,12 +488,11 @@ class _Edges:
             keep &= ~pc.is_in(batch.column("SUPPRESS"), value_set=pa.array(SUPPRESSED)).to_numpy(
                 zero_copy_only=False
             )
-        self.counts["mrrel_filtered_out"] += int(np.count_nonzero(valid & known1 & known2 & ~keep))
-        in1, in2 = pos1 >= 0, pos2 >= 0
-        self.counts["mrrel_endpoint_not_kept"] += int(np.count_nonzero(keep & ~(in1 & in2)))
-        keep &= in1 & in2
-        rows = np.nonzero(keep)[0]
-        if rows.size == 0:
+        if self.report_unknown is not None:
+            self._report(start, cui1, cui2, keep)
+            return
+        self.counts["mrrel_filtered_out"] += int(np.count_nonzero(valid & ~keep))
+        if not keep.any():
             return
         mask = pa.array(keep)
         rel = batch.column("REL").filter(mask)
@@ -482,9 +503,48 @@ class _Edges:
         for code in new:
             first = int(np.argmax(codes == code))
             self.rel_of_name[code] = (rel[first].as_py(), rela[first].as_py())
-        self.parts["src"].append(pos1[rows])
-        self.parts["dst"].append(pos2[rows])
+        self.parts["cui1"].append(cui1[keep].astype(np.int32))
+        self.parts["cui2"].append(cui2[keep].astype(np.int32))
         self.parts["rel"].append(codes)
+
+    def _report(self, start: int, cui1: np.ndarray, cui2: np.ndarray, keep: np.ndarray) -> None:
+        index, budget = self.report_unknown, self.unknown_budget
+        assert index is not None and budget is not None
+        unknown1 = index.node_of[cui1] == _CuiIndex.UNKNOWN
+        unknown2 = index.node_of[cui2] == _CuiIndex.UNKNOWN
+        for row in np.flatnonzero(keep & (unknown1 | unknown2)):
+            which, value = ("CUI1", cui1[row]) if unknown1[row] else ("CUI2", cui2[row])
+            budget.record(
+                "unknown_concept",
+                f"{which} C{value:07d} is not a concept of MRCONSO.RRF (expected an edge between known CUIs)",
+                self.rrf.path,
+                self.rrf.line(start + int(row)),
+            )
+
+    def resolve(
+        self, index: _CuiIndex, needed: list[str], scratch: Path
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(CUI1 node, CUI2 node, relation) of the kept rows whose two CUIs are nodes.
+
+        Rows naming a CUI absent from MRCONSO are bad input; finding their line numbers needs a
+        second walk over the file, done only when there are some.
+        """
+        cui1 = _concat(self.parts["cui1"], np.int32)
+        cui2 = _concat(self.parts["cui2"], np.int32)
+        rel = _concat(self.parts["rel"], np.int32)
+        self.parts.clear()  # the per-block arrays would double the edge memory from here on
+        src = index.node_of[cui1]
+        dst = index.node_of[cui2]
+        del cui1, cui2
+        unknown = (src == _CuiIndex.UNKNOWN) | (dst == _CuiIndex.UNKNOWN)
+        if unknown.any():
+            # Malformed lines and bad CUIs were counted by the first walk: count them silently now.
+            quiet = _FileBudget(ErrorBudget(2**62), threading.Lock())
+            reporter = _Edges(self.config, quiet, self.rrf, report_unknown=index, unknown_budget=self.budget)
+            _scan(self.rrf, needed, quiet, scratch, reporter)
+        keep = (src >= 0) & (dst >= 0)
+        self.counts["mrrel_endpoint_not_kept"] = int(np.count_nonzero(~keep & ~unknown))
+        return src[keep], dst[keep], rel[keep]
 
 
 def _neighbourhood(
@@ -546,15 +606,24 @@ def load_umls(config: KGConfig, budget: ErrorBudget) -> KGPieces:
 def _load(
     config: KGConfig, budget: ErrorBudget, directory: Path, layout: dict[str, list[str]], scratch: Path
 ) -> KGPieces:
+    # MRCONSO and MRREL are read in parallel (pyarrow and numpy release the GIL): MRREL rows keep
+    # their CUIs until MRCONSO has said which CUIs are nodes.
+    lock = threading.Lock()
     conso = _RRF(directory / "MRCONSO.RRF", layout["MRCONSO.RRF"])
-    atoms = _Atoms(config, budget, conso)
-    _scan(
-        conso,
-        ["CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "TTY", "CODE", "STR", "SUPPRESS"],
-        budget,
-        scratch,
-        atoms,
-    )
+    conso_budget = _FileBudget(budget, lock)
+    atoms = _Atoms(config, conso_budget, conso)
+    mrrel = _RRF(directory / "MRREL.RRF", layout["MRREL.RRF"])
+    mrrel_budget = _FileBudget(budget, lock)
+    edges = _Edges(config, mrrel_budget, mrrel)
+    mrrel_columns = ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"]
+    conso_columns = ["CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "TTY", "CODE", "STR", "SUPPRESS"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reading = [
+            pool.submit(_scan, conso, conso_columns, conso_budget, scratch, atoms),
+            pool.submit(_scan, mrrel, mrrel_columns, mrrel_budget, scratch, edges),
+        ]
+        for future in reading:
+            future.result()
     p = atoms.parts
     atom_cui = _concat(p["cui"], np.int64)
     has_atom = np.zeros(CUI_SPACE, dtype=bool)
@@ -564,13 +633,7 @@ def _load(
     counts: dict[str, Any] = dict(atoms.counts)
     counts["mrconso_concepts"] = int(np.count_nonzero(atoms.known))
 
-    mrrel = _RRF(directory / "MRREL.RRF", layout["MRREL.RRF"])
-    edges = _Edges(config, budget, mrrel, index)
-    _scan(mrrel, ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"], budget, scratch, edges)
-    src = _concat(edges.parts["src"], np.int32)
-    dst = _concat(edges.parts["dst"], np.int32)
-    rel = _concat(edges.parts["rel"], np.int32)
-    edges.parts.clear()  # the per-block arrays would double the edge memory from here on
+    src, dst, rel = edges.resolve(index, mrrel_columns, scratch)
     counts.update(edges.counts)
 
     # Node selection: every CUI with a kept atom, or the --restrict-to neighbourhood of some of them.
@@ -721,8 +784,9 @@ def _semantic_types(
     if not path.is_file():
         return pa.array([[]] * index.node_cuis.size, pa.list_(pa.string())), {"mrsty_missing": 1}
     rrf = _RRF(path, layout["MRSTY.RRF"])
-    pairs = _Pairs(budget, rrf, index, "STY")
-    _scan(rrf, ["CUI", "STY"], budget, scratch, pairs)
+    file_budget = _FileBudget(budget, threading.Lock())
+    pairs = _Pairs(file_budget, rrf, index, "STY")
+    _scan(rrf, ["CUI", "STY"], file_budget, scratch, pairs)
     nodes = _concat(pairs.parts["node"], np.int64)
     texts = pa.chunked_array(pairs.parts["text"], pa.string()).combine_chunks()
     return _group_lists(nodes, texts, index.node_cuis.size), {"semantic_type_rows": int(nodes.size)}
@@ -741,8 +805,9 @@ def _definitions(
     if not path.is_file():
         return pa.table({"node_id": pa.array([], pa.int32()), "text": pa.array([], pa.string())})
     rrf = _RRF(path, layout["MRDEF.RRF"])
-    pairs = _Pairs(budget, rrf, index, "DEF", config)
-    _scan(rrf, ["CUI", "SAB", "DEF", "SUPPRESS"], budget, scratch, pairs)
+    file_budget = _FileBudget(budget, threading.Lock())
+    pairs = _Pairs(file_budget, rrf, index, "DEF", config)
+    _scan(rrf, ["CUI", "SAB", "DEF", "SUPPRESS"], file_budget, scratch, pairs)
     nodes = _concat(pairs.parts["node"], np.int64)
     texts = pa.chunked_array(pairs.parts["text"], pa.string()).combine_chunks()
     order = np.argsort(nodes, kind="stable")
