@@ -163,10 +163,15 @@ def main() -> None:
         "+ case-sensitive acronyms": {"expand_abbreviations": False},
         "+ abbreviation expansion (default)": {},
         "default, ambiguous names -> none": {"ambiguous": "none"},
+        "default + number variants": {"number_variants": True},
     }
     if args.train:
         stoplist = learn_stoplist(kg_dir, args.train, args.work)
         configs["default + stop-list learned on --train"] = {"stoplist": str(stoplist)}
+        configs["default + number variants + learned stop-list"] = {
+            "stoplist": str(stoplist),
+            "number_variants": True,
+        }
     results = {}
     for label, overrides in configs.items():
         config = CorpusConfig(

@@ -160,3 +160,15 @@ def test_eponym_possessives_match_either_spelling() -> None:
     ]
     graves = DictionaryLinker(["Graves disease"], [0], show_progress=False)
     assert [m[:2] for m in graves.link("In Graves' disease.")] == [(3, 18)]
+
+
+def test_number_variants_are_optional() -> None:
+    text = "Seizures, toxicities and one arrhythmia."
+    assert [s for s, _, _ in surfaces(text, make())] == []
+    names = ["seizure", "toxicity", "arrhythmias"]
+    linker = DictionaryLinker(names, [0, 1, 2], LinkerOptions(number_variants=True), show_progress=False)
+    assert [(text[s:e], n) for s, e, n, _ in linker.link(text)] == [
+        ("Seizures", (0,)),
+        ("toxicities", (1,)),
+        ("arrhythmia", (2,)),
+    ]

@@ -84,6 +84,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-abbreviations", action="store_true", help="do not expand abbreviations defined in a document"
     )
     linker.add_argument(
+        "--number-variants",
+        action="store_true",
+        help='also match names with the last word in the other number ("seizure" <-> "seizures")',
+    )
+    linker.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -119,6 +124,7 @@ def handle_link(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         ambiguous=args.ambiguous,
         stoplist=args.stoplist,
         expand_abbreviations=not args.no_abbreviations,
+        number_variants=args.number_variants,
         max_errors=args.max_errors,
         workers=args.workers,
     )

@@ -29,6 +29,8 @@ class CorpusConfig(BaseModel):
     ambiguous: Literal["all", "none"] = "all"
     stoplist: str | None = None
     expand_abbreviations: bool = True
+    # Also match each name with its last word in the other number ("seizure" <-> "seizures").
+    number_variants: bool = False
     max_errors: int = Field(default=0, ge=0)
     # Processes for dictionary linking (forked; they share the automaton).
     workers: int = Field(default=1, ge=1)

@@ -242,6 +242,7 @@ def link_corpus(
             ambiguous=config.ambiguous,
             acronym_max_length=config.acronym_max_length,
             expand_abbreviations=config.expand_abbreviations,
+            number_variants=config.number_variants,
         )
         built = time.perf_counter()
         linker = DictionaryLinker.from_kg(kg, options, stoplist, show_progress)

@@ -55,6 +55,7 @@ class LinkerOptions:
     ambiguous: Literal["all", "none"] = "all"
     acronym_max_length: int = 5
     expand_abbreviations: bool = True
+    number_variants: bool = False
 
 
 def normalise_text(text: str) -> tuple[str, list[int] | None, list[int] | None]:
@@ -147,6 +148,31 @@ def possessive_variants(key: str) -> list[str]:
     return variants
 
 
+def number_variant(key: str) -> str | None:
+    """The key with its last word in the other grammatical number, or None when unsure.
+
+    "seizure" <-> "seizures", "arrhythmia" <-> "arrhythmias", "toxicity" <-> "toxicities",
+    "metastasis" -> "metastases": dictionaries list one form, abstracts use both. Off by default:
+    it doubles the automaton and adds a few false "plurals" ("diabetes" -> "diabete").
+    """
+    head, _, word = key.rpartition(" ")
+    if len(word) < 4 or not word.isalpha():
+        return None
+    if word.endswith("ies"):
+        other = word[:-3] + "y"
+    elif word.endswith("is"):
+        other = word[:-2] + "es"
+    elif word.endswith(("ss", "us", "x", "ch", "sh")):
+        other = word + "es"
+    elif word.endswith("s"):
+        other = word[:-1]
+    elif word.endswith("y") and word[-2] not in "aeiou":
+        other = word[:-1] + "ies"
+    else:
+        other = word + "s"
+    return f"{head} {other}" if head else other
+
+
 def _case_key(surface: str) -> str:
     """How an acronym is compared case-sensitively: NFKC, punctuation as single spaces."""
     surface = unicodedata.normalize("NFKC", surface)
@@ -228,11 +254,12 @@ class DictionaryLinker:
                 continue
             if is_acronym(name.strip(), opts.acronym_max_length):
                 sensitive.setdefault(key, {}).setdefault(_case_key(name), set()).add(node)
-            elif variants:
-                for variant in possessive_variants(key):
-                    insensitive.setdefault(variant, set()).add(node)
             else:
-                insensitive.setdefault(key, set()).add(node)
+                spellings = possessive_variants(key) if variants else [key]
+                if opts.number_variants:
+                    spellings += [v for k in spellings if (v := number_variant(k))]
+                for spelling in spellings:
+                    insensitive.setdefault(spelling, set()).add(node)
         automaton = ahocorasick.Automaton()
         keys = set(insensitive) | set(sensitive)
         for key in keys:
