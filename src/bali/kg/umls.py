@@ -4,14 +4,17 @@ UMLS has ~4.5M concepts, ~15M English names and ~100M MRREL rows, so nothing her
 object per row. Files are read block by block with pyarrow's streaming CSV reader (delimiter ``|``,
 quoting disabled: UMLS strings contain quotes; the empty column after the trailing ``|`` is
 declared and dropped), only the needed columns are converted, CUIs are parsed to integers
-(``C0000005`` -> 5) and mapped to dense node ids with ``np.searchsorted`` on the sorted unique CUIs.
+(``C0000005`` -> 5, straight from the column's byte buffer) and mapped to dense node ids through one
+int32 table over the 10^7 CUI numbers. MRCONSO and MRREL are read in two threads.
 
 Bad input: the fast columnar pass stops at the first malformed line without knowing its number.
 Only then a slow line-by-line pass finds every bad line (wrong column count, invalid UTF-8), sends
 each through the :class:`ErrorBudget` with its line number, and writes the good lines to a
 temporary copy that the fast pass reads again. Semantic errors (empty name, a CUI that is not
-``C`` + 7 digits, an edge or semantic type naming a CUI absent from MRCONSO) are found vectorised
-and reported with their line numbers too.
+``C`` + 7 digits, a semantic type naming a CUI absent from MRCONSO) are found vectorised with their
+line numbers; an MRREL row (passing the REL/RELA/SAB/SUPPRESS filters) naming a CUI absent from
+MRCONSO is found after both files are read, and a second walk over MRREL, made only then, finds its
+line number.
 
 Direction: MRREL's REL/RELA read "CUI2 RELA CUI1" (``CUI1 ... CHD ... CUI2 ... isa``: CUI2 is a child
 of CUI1, CUI2 isa CUI1), so the CSR row of CUI1 lists CUI2 and the relation phrase reads
@@ -346,7 +349,7 @@ class _Codes:
 
 @dataclass
 class _Atoms:
-    """Kept MRCONSO atoms, accumulated block by block as arrays."""
+    """Kept MRCONSO atoms, accumulated block by block as arrays; ``known`` marks every CUI seen."""
 
     config: KGConfig
     budget: ErrorBudget
