@@ -43,7 +43,9 @@ PREFIX_ALIASES: dict[str, str] = {
 _MESH_CODE = re.compile(r"^[CD]\d{6,9}$")
 _CUI = re.compile(r"^C\d{7}$")
 _OMIM_CODE = re.compile(r"^\d{6}$")
-_SPLIT = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)[:_](.+)$")
+# ``PREFIX:CODE`` first (prefixes such as SNOMEDCT_US contain "_"), then OBO-style ``HP_0001250``.
+_SPLIT_COLON = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):(.+)$")
+_SPLIT_UNDERSCORE = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_(.+)$")
 
 
 def normalise_id(raw: str, default_prefix: str | None = None) -> str:
@@ -56,7 +58,7 @@ def normalise_id(raw: str, default_prefix: str | None = None) -> str:
     text = raw.strip()
     if not text:
         return text
-    match = _SPLIT.match(text)
+    match = _SPLIT_COLON.match(text) or _SPLIT_UNDERSCORE.match(text)
     if match and match.group(1).upper() in PREFIX_ALIASES:
         prefix = PREFIX_ALIASES[match.group(1).upper()]
         code = match.group(2).strip()
