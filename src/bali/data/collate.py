@@ -9,7 +9,6 @@ the workers would keep the epoch they were started with.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -64,7 +63,6 @@ class BaliCollator:
         self.special_ids = np.asarray(special["special_ids"], dtype=np.int64)
         self.name_prefix = len(special["prefix"])
         self.name_suffix = len(special["suffix"])
-        self._phrase_cache: list[list[int]] | None = None
 
     @classmethod
     def from_dataset(
@@ -156,48 +154,23 @@ class BaliCollator:
             graph_edge_relations=torch.from_numpy(relations),
         )
         if self.graph_format == "linear":
-            ids, mask = self._linear(name_ids, name_mask, graph_node_names, num_entities, owner, relations)
+            ids, mask = linearise(
+                name_ids,
+                name_mask.sum(axis=1),
+                (self.name_prefix, self.name_suffix),
+                graph_node_names,
+                num_entities,
+                owner,
+                draw_in_owner,
+                relations,
+                files.array(layout.RELATION_INPUT_IDS),
+                files.array(layout.RELATION_OFFSETS),
+                (self.cls_id, self.sep_id, self.pad_id),
+                self.linear_max_length,
+            )
             batch.linear_input_ids = torch.from_numpy(ids)
             batch.linear_attention_mask = torch.from_numpy(mask)
         return batch
-
-    def _linear(
-        self,
-        name_ids: np.ndarray,
-        name_mask: np.ndarray,
-        graph_node_names: np.ndarray,
-        num_entities: int,
-        owner: np.ndarray,
-        relations: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Linear-graph sequences built from the same sampled names and edges as the star graph."""
-        lengths = name_mask.sum(axis=1)
-        contents = [
-            row[self.name_prefix : n - self.name_suffix].tolist()
-            for row, n in zip(name_ids, lengths.tolist(), strict=True)
-        ]
-        phrases = self._phrases()
-        node_names = [contents[u] for u in graph_node_names.tolist()]
-        return linearise(
-            node_names[:num_entities],
-            node_names[num_entities:],
-            [phrases[r] for r in relations.tolist()],
-            owner,
-            self.cls_id,
-            self.sep_id,
-            self.pad_id,
-            self.linear_max_length,
-        )
-
-    def _phrases(self) -> list[list[int]]:
-        """Relation phrase token ids (tiny: one list per relation), decoded once per process."""
-        cached = self._phrase_cache
-        if cached is None:
-            flat = np.asarray(self.files.array(layout.RELATION_INPUT_IDS))
-            offsets = np.asarray(self.files.array(layout.RELATION_OFFSETS))
-            cached = [flat[a:b].tolist() for a, b in itertools.pairwise(offsets)]
-            self._phrase_cache = cached
-        return cached
 
 
 def _cat(arrays: list[np.ndarray]) -> np.ndarray:

@@ -7,6 +7,7 @@ together with :class:`BaliBatch`, the names the trainer imports).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,22 +65,20 @@ class BaliDataset(Dataset):
         self.indices = np.load(self.files.directory / layout.SPLIT_FILES[self.split], mmap_mode="r")
 
     def __getitem__(self, i: int) -> BaliItem:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} sentences")
-        index = int(self.indices[i])
-        starts = self.files.shard_starts
-        shard = int(np.searchsorted(starts, index, side="right")) - 1
-        row = index - int(starts[shard])
+        index = int(self.indices[i])  # IndexError past the end, as a Sequence should
+        shard = bisect_right(self.files.shard_start_list, index) - 1
+        row = index - self.files.shard_start_list[shard]
         arrays = self.files.shard(shard)
-
-        def piece(values: str, offsets: str) -> np.ndarray:
-            bounds = arrays[offsets]
-            return np.asarray(arrays[values][int(bounds[row]) : int(bounds[row + 1])])
-
+        tokens = arrays[layout.INPUT_OFFSETS]
+        mentions = arrays[layout.MENTION_OFFSETS]
+        entities = arrays[layout.ENTITY_OFFSETS]
+        t0, t1 = int(tokens[row]), int(tokens[row + 1])
+        m0, m1 = int(mentions[row]), int(mentions[row + 1])
+        e0, e1 = int(entities[row]), int(entities[row + 1])
         return BaliItem(
             index=index,
-            input_ids=piece(layout.INPUT_IDS, layout.INPUT_OFFSETS),
-            mention_positions=piece(layout.MENTION_POSITIONS, layout.MENTION_OFFSETS),
-            mention_entities=piece(layout.MENTION_ENTITIES, layout.MENTION_OFFSETS),
-            entity_nodes=piece(layout.ENTITY_NODES, layout.ENTITY_OFFSETS),
+            input_ids=arrays[layout.INPUT_IDS][t0:t1],
+            mention_positions=arrays[layout.MENTION_POSITIONS][m0:m1],
+            mention_entities=arrays[layout.MENTION_ENTITIES][m0:m1],
+            entity_nodes=arrays[layout.ENTITY_NODES][e0:e1],
         )

@@ -69,6 +69,25 @@ def special_template(tokenizer: Any) -> tuple[list[int], list[int]]:
     raise BadInputError("cannot locate the text inside the tokenizer's special-token template")
 
 
+def backend_tokenizer(tokenizer: Any, max_length: int | None) -> Any:
+    """A private copy of the fast tokenizer's Rust backend, truncating at ``max_length`` or not at all.
+
+    ``tokenizer(texts)`` runs exactly this backend and then converts every encoding into Python
+    dicts, which costs about a quarter of the build time; reading ``ids``/``offsets`` straight from
+    the encodings gives identical tokens. A copy, so the caller's tokenizer state is left alone.
+    """
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    if max_length is None:
+        backend.no_truncation()
+    else:
+        backend.enable_truncation(max_length=max_length)
+    backend.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
+    return backend
+
+
 def check_offsets(tokenizer: Any, model: str) -> None:
     """Mention alignment needs character offsets: refuse a tokenizer that cannot produce them."""
     if not getattr(tokenizer, "is_fast", False):
@@ -220,26 +239,19 @@ class SentenceEncoder:
 
     def __post_init__(self) -> None:
         self.prefix, self.suffix = special_template(self.tokenizer)
+        self._backend = backend_tokenizer(self.tokenizer, None)
         self.content_length = self.max_length - len(self.prefix) - len(self.suffix)
         if self.content_length < 1:
             raise BadInputError(f"max_length {self.max_length} leaves no room for text after special tokens")
 
     def _tokenise(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids, (start, end) character offsets and per-sentence counts, flattened."""
-        encoded = self.tokenizer(
-            texts,
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )
-        ids_lists = encoded["input_ids"]
-        lengths = np.fromiter(map(len, ids_lists), dtype=np.int64, count=len(texts))
+        encodings = self._backend.encode_batch(texts, add_special_tokens=False)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
         total = int(lengths.sum())
-        ids = np.fromiter(chain.from_iterable(ids_lists), dtype=np.int64, count=total)
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=total)
         offsets = np.fromiter(
-            chain.from_iterable(chain.from_iterable(encoded["offset_mapping"])),
+            chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)),
             dtype=np.int64,
             count=2 * total,
         ).reshape(total, 2)
@@ -446,18 +458,13 @@ def encode_corpus(
 def tokenise_texts(
     tokenizer: Any, texts: list[str], max_length: int, special: bool, desc: str
 ) -> list[list[int]]:
-    """Batch-tokenise short texts (names, relation phrases) with truncation."""
+    """Batch-tokenise short texts (names, relation phrases), truncated to ``max_length`` tokens."""
+    backend = backend_tokenizer(tokenizer, max_length)
     out: list[list[int]] = []
     for start in tqdm(range(0, len(texts), NAME_BLOCK), desc=desc, unit="block", disable=None):
-        encoded = tokenizer(
-            texts[start : start + NAME_BLOCK],
-            add_special_tokens=special,
-            truncation=True,
-            max_length=max_length,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        out.extend(encoded["input_ids"])
+        # No offsets needed here: the fast path skips computing them (about 2x faster).
+        encodings = backend.encode_batch_fast(texts[start : start + NAME_BLOCK], add_special_tokens=special)
+        out.extend(e.ids for e in encodings)
     return out
 
 

@@ -20,7 +20,6 @@ _TO_UNIT = 2.0**-53
 
 # Purposes: each random decision draws from its own stream so they are independent.
 STREAM_MASK_SELECT = 1
-STREAM_MASK_ACTION = 2
 STREAM_MASK_RANDOM_TOKEN = 3
 STREAM_NEIGHBOUR = 4
 STREAM_NAME = 5
@@ -83,16 +82,17 @@ def mask_tokens(
     """
     positions = np.arange(input_ids.shape[1], dtype=np.int64)[None, :]
     keys = sample_keys.astype(np.int64)[:, None]
-    selected = maskable & (keyed_uniform(base, STREAM_MASK_SELECT, keys, positions) < mlm_probability)
+    # One 64-bit hash per (sample, position): its top 24 bits decide selection, the next 24 the
+    # action (24-bit resolution is ample for 15% / 80-10-10); random ids are drawn separately.
+    bits = keyed_bits(base, STREAM_MASK_SELECT, keys, positions)
+    selected = maskable & ((bits >> _U64(40)).astype(np.float64) * 2.0**-24 < mlm_probability)
     labels = np.where(selected, input_ids, -100)
-    action = keyed_uniform(base, STREAM_MASK_ACTION, keys, positions)
+    rows, cols = np.nonzero(selected)
+    action = ((bits[rows, cols] >> _U64(16)) & _U64(0xFFFFFF)).astype(np.float64) * 2.0**-24
     corrupted = input_ids.copy()
-    to_mask = selected & (action < 0.8)
-    corrupted[to_mask] = mask_token_id
-    to_random = selected & (action >= 0.8) & (action < 0.9)
-    if to_random.any():
-        rows, cols = np.nonzero(to_random)
-        corrupted[rows, cols] = keyed_integers(
-            base, vocab_size, STREAM_MASK_RANDOM_TOKEN, keys[rows, 0], positions[0, cols]
-        )
+    to_mask = action < 0.8
+    corrupted[rows[to_mask], cols[to_mask]] = mask_token_id
+    to_random = (action >= 0.8) & (action < 0.9)
+    rows, cols = rows[to_random], cols[to_random]
+    corrupted[rows, cols] = keyed_integers(base, vocab_size, STREAM_MASK_RANDOM_TOKEN, keys[rows, 0], cols)
     return corrupted, labels

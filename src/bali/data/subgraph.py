@@ -82,33 +82,88 @@ def gather_sequences(
 
 
 def linearise(
-    target_names: list[list[int]],
-    neighbour_names: list[list[int]],
-    neighbour_relations: list[list[int]],
+    name_ids: np.ndarray,
+    name_lengths: np.ndarray,
+    name_specials: tuple[int, int],
+    graph_node_names: np.ndarray,
+    num_entities: int,
     edge_owner: np.ndarray,
-    cls_id: int,
-    sep_id: int,
-    pad_id: int,
+    edge_rank: np.ndarray,
+    edge_relations: np.ndarray,
+    relation_flat: np.ndarray,
+    relation_offsets: np.ndarray,
+    special_ids: tuple[int, int, int],
     max_length: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """BALI's v1 linear graph: ``[CLS] c [SEP] n1 r1 c [SEP] n2 r2 c [SEP] ...`` per target.
 
-    Names come without their special tokens and relation phrases read "neighbour PHRASE target". A
-    sequence longer than ``max_length`` is cut and ends with [SEP] so the encoder still sees a
-    closed segment.
+    Built from the same sampled names and edges as the star graph. Names are taken without their
+    special tokens (``name_specials`` = how many lead and trail each row of ``name_ids``); relation
+    phrases read "neighbour PHRASE target". Every sequence is a list of segments (a name, a phrase,
+    one special token) pointing into one token pool, so the whole batch is gathered at once. A
+    sequence longer than ``max_length`` is cut and ends with [SEP], so the encoder still sees a
+    closed segment. ``special_ids`` = (cls, sep, pad).
     """
-    sequences = [[cls_id, *name, sep_id] for name in target_names]
-    for j, owner in enumerate(edge_owner.tolist()):
-        sequences[owner].extend(neighbour_names[j])
-        sequences[owner].extend(neighbour_relations[j])
-        sequences[owner].extend(target_names[owner])
-        sequences[owner].append(sep_id)
-    lengths = np.fromiter((min(len(s), max_length) for s in sequences), dtype=np.int64, count=len(sequences))
-    ids = np.full((len(sequences), int(lengths.max(initial=0))), pad_id, dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, seq in enumerate(sequences):
-        if len(seq) > max_length:
-            seq = [*seq[: max_length - 1], sep_id]
-        ids[row, : len(seq)] = seq
-        mask[row, : len(seq)] = 1
+    cls_id, sep_id, pad_id = special_ids
+    rows, width = name_ids.shape
+    lead, trail = name_specials
+    pool = np.concatenate([name_ids.ravel(), np.asarray(relation_flat, dtype=np.int64), [cls_id, sep_id]])
+    relation_base = rows * width
+    cls_at, sep_at = len(pool) - 2, len(pool) - 1
+    name_start = np.arange(rows, dtype=np.int64) * width + lead
+    name_length = np.maximum(name_lengths - lead - trail, 0)
+    target_rows = graph_node_names[:num_entities]
+    neighbour_rows = graph_node_names[num_entities:]
+    target_start, target_length = name_start[target_rows], name_length[target_rows]
+    relation_offsets = np.asarray(relation_offsets, dtype=np.int64)
+    ones_n = np.ones(num_entities, dtype=np.int64)
+    ones_e = np.ones(len(edge_owner), dtype=np.int64)
+
+    # Segments: 3 per target ([CLS] c [SEP]), 4 per edge (n r c [SEP]), ordered by (target, slot).
+    seg_owner = np.concatenate([np.repeat(np.arange(num_entities), 3), np.repeat(edge_owner, 4)])
+    seg_slot = np.concatenate(
+        [np.tile(np.arange(3), num_entities), ((3 + 4 * edge_rank)[:, None] + np.arange(4)).ravel()]
+    )
+    seg_start = np.concatenate(
+        [
+            np.stack([ones_n * cls_at, target_start, ones_n * sep_at], axis=1).ravel(),
+            np.stack(
+                [
+                    name_start[neighbour_rows],
+                    relation_base + relation_offsets[edge_relations],
+                    target_start[edge_owner],
+                    ones_e * sep_at,
+                ],
+                axis=1,
+            ).ravel(),
+        ]
+    )
+    seg_length = np.concatenate(
+        [
+            np.stack([ones_n, target_length, ones_n], axis=1).ravel(),
+            np.stack(
+                [
+                    name_length[neighbour_rows],
+                    relation_offsets[edge_relations + 1] - relation_offsets[edge_relations],
+                    target_length[edge_owner],
+                    ones_e,
+                ],
+                axis=1,
+            ).ravel(),
+        ]
+    )
+    order = np.lexsort((seg_slot, seg_owner))
+    lengths = seg_length[order]
+    tokens = pool[ragged_arange(seg_start[order], lengths)]
+    token_owner = np.repeat(seg_owner[order], lengths)
+    per_target = np.bincount(token_owner, minlength=num_entities)
+    position = np.arange(len(tokens)) - np.repeat(exclusive_cumsum(per_target)[:-1], per_target)
+    keep = position < max_length
+    out_length = np.minimum(per_target, max_length)
+    ids = np.full((num_entities, int(out_length.max(initial=0))), pad_id, dtype=np.int64)
+    ids[token_owner[keep], position[keep]] = tokens[keep]
+    truncated = per_target > max_length
+    if truncated.any():
+        ids[truncated, max_length - 1] = sep_id
+    mask = (np.arange(ids.shape[1])[None, :] < out_length[:, None]).astype(np.int64)
     return ids, mask
