@@ -59,12 +59,16 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=200_000)
     parser.add_argument("--degree", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", type=Path, help="time an existing `bali data build` directory instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        write_inputs(root, 1, args.nodes, args.degree, args.seed)
-        build_dataset(root / "kg", root / "corpus", "builtin", root / "ds", DataConfig())
-        dataset = BaliDataset(root / "ds")
+        directory = args.dataset
+        if directory is None:
+            root = Path(tmp)
+            write_inputs(root, 1, args.nodes, args.degree, args.seed)
+            build_dataset(root / "kg", root / "corpus", "builtin", root / "ds", DataConfig())
+            directory = root / "ds"
+        dataset = BaliDataset(directory)
         results: dict = {"sentences": len(dataset), "batch_size": args.batch_size}
         for graph_format in ("star", "linear"):
             collator = BaliCollator.from_dataset(

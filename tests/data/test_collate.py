@@ -204,3 +204,14 @@ def test_linear_graph_sequences(dataset: BaliDataset) -> None:
     assert short.linear_input_ids.shape[1] <= 8
     lengths = short.linear_attention_mask.sum(1)
     assert all(short.linear_input_ids[i, lengths[i] - 1] == tokenizer.sep_token_id for i in range(n))
+
+
+def test_dataset_and_collator_pickle_as_paths(dataset: BaliDataset) -> None:
+    import pickle
+
+    collator = BaliCollator.from_dataset(dataset, graph_format="linear")
+    collator.set_epoch(4)
+    expected = collator([dataset[i] for i in range(5)])
+    dataset_copy, collator_copy = pickle.loads(pickle.dumps((dataset, collator)))
+    assert len(pickle.dumps(dataset)) < 20_000  # memory maps are reopened, never copied
+    assert _equal(expected, collator_copy([dataset_copy[i] for i in range(5)]))
