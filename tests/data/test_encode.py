@@ -86,6 +86,18 @@ def test_one_entity_per_sentence_concept_and_multi_concept_tokens(
         assert len(set(ds[i].entity_nodes.tolist())) == len(ds[i].entity_nodes)
 
 
+def test_offsets_are_characters_not_bytes(tmp_path: Path, tiny_kg: Path, tokenizer) -> None:
+    text = "Les β-bloquants et l’aspirine 😀 contre la fièvre."
+    a, f = text.index("aspirine"), text.index("fièvre")
+    ds = _build(tmp_path, tiny_kg, [(text, [(a, a + 8, [0]), (f, f + 6, [2])])])
+    nodes = np.asarray(ds.files.array(layout.NODES))
+    assert _entities(ds[0], nodes) == {
+        0: _inside(tokenizer, text, a, a + 8),
+        2: _inside(tokenizer, text, f, f + 6),
+    }
+    assert ds[0].input_ids.tolist() == tokenizer(text)["input_ids"]
+
+
 def test_truncation_drops_cut_mentions_whole(tmp_path: Path, tiny_kg: Path, tokenizer) -> None:
     text = "Aspirin helps " + "and " * 5 + "acetylsalicylic acid and fever."
     a = text.index("acetylsalicylic")
@@ -219,3 +231,26 @@ def test_cli_build_json_and_exit_codes(tmp_path: Path, tiny_kg: Path, capsys: py
         main(["data", "build", "--kg", str(tiny_kg), "--corpus", str(bad), "--out", str(tmp_path / "x")]) == 2
     )
     assert "mentions.parquet:1" in capsys.readouterr().err
+
+
+def test_node_without_names_falls_back_to_preferred_name(tmp_path: Path, tokenizer) -> None:
+    from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
+    from bali.kg.graph import Relation, write_kg
+
+    kg = tmp_path / "kg"
+    with atomic_output_dir(kg) as tmp:
+        counts = write_kg(
+            tmp,
+            concepts=pa.table({"source_id": ["A", "B"], "preferred_name": ["Alpha", "Beta Name"]}),
+            name_node_ids=np.array([0]),
+            names=["Alpha"],
+            edges=(np.array([0]), np.array([1]), np.array([0])),
+            relations=[Relation("related")],
+        )
+        write_json_atomic(tmp / "manifest.json", make_manifest("kg", {}, {}, counts))
+    ds = _build(tmp_path, kg, [("Alpha.", [(0, 5, [0])])])
+    files = ds.files
+    rows = np.asarray(files.array(layout.NODE_NAME_ROWS))
+    flat, offsets = files.array(layout.NAME_INPUT_IDS), files.array(layout.NAME_OFFSETS)
+    assert tokenizer.decode(flat[offsets[rows[1]] : offsets[rows[1] + 1]]) == "[CLS] beta name [SEP]"
+    assert ds.manifest["counts"]["nodes_named_by_fallback"] == 1

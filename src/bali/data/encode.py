@@ -266,6 +266,7 @@ class SentenceEncoder:
         unknown = (mentions.node_ids < 0) | (mentions.node_ids >= self.num_nodes)
         bad_node = np.zeros(len(mentions.rows), dtype=bool)
         bad_node[node_owner[unknown]] = True
+        node_starts = exclusive_cumsum(mentions.node_counts)
         for i in np.nonzero(bad_span | bad_node)[0]:
             row, sid = int(mentions.rows[i]), int(mentions.sentence_ids[i])
             if bad_span[i]:
@@ -277,8 +278,7 @@ class SentenceEncoder:
                     row + 1,
                 )
             else:
-                lo = int(exclusive_cumsum(mentions.node_counts[: i + 1])[-2])
-                ids = mentions.node_ids[lo : lo + int(mentions.node_counts[i])]
+                ids = mentions.node_ids[node_starts[i] : node_starts[i + 1]]
                 wrong = [int(x) for x in ids if x < 0 or x >= self.num_nodes]
                 self.errors.record(
                     "unknown_node_id",
