@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=29)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (times include a device synchronise)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -141,7 +142,9 @@ def main() -> None:
         )
         for _ in range(args.steps + args.warmup)
     ]
-    model = BaliModel(ModelConfig(name=args.model, graph_encoder=args.graph_encoder))
+    device = torch.device(args.device)
+    batches = [batch.to(device) for batch in batches]
+    model = BaliModel(ModelConfig(name=args.model, graph_encoder=args.graph_encoder)).to(device)
     model.train()
     optimizer = torch.optim.AdamW(
         [
@@ -171,6 +174,8 @@ def main() -> None:
         for step, times in ((mlm_step, mlm_times), (bali_step, bali_times)):
             start = time.perf_counter()
             step(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
     shapes = {
@@ -183,6 +188,7 @@ def main() -> None:
     bali, mlm = statistics.median(bali_times), statistics.median(mlm_times)
     result = {
         "model": args.model,
+        "device": args.device,
         "graph_encoder": args.graph_encoder,
         "batch_size": args.batch_size,
         "length": args.length,

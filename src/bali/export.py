@@ -64,13 +64,16 @@ def _model_card(
     graph_config: dict[str, Any] | None,
 ) -> str:
     model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", {})
+    base = str(model.get("name", "?"))
+    if base == "builtin":
+        base += " (the embedded all-MiniLM-L6-v2, a 6-layer BERT of width 384)"
     lines = [
         "---",
         "library_name: transformers",
         "tags: [bali, biomedical, knowledge-graph, fill-mask, feature-extraction]",
         "---",
         "",
-        f"# BALI: {model.get('name', '?')} aligned with a biomedical knowledge graph",
+        f"# BALI: {base} aligned with a biomedical knowledge graph",
         "",
         "Continued pre-training with masked language modelling plus cross-modal alignment (InfoNCE) between "
         "mention embeddings and graph embeddings of the same concept (Sakhovskiy & Tutubalina, SIGIR 2025). "
@@ -85,7 +88,7 @@ def _model_card(
         "",
         "## Training",
         "",
-        f"- base model: `{model.get('name', '?')}`",
+        f"- base model: {base}",
         f"- graph encoder: {model.get('graph_encoder', '?')}"
         + (f" ({json.dumps(graph_config)})" if graph_config else " (the LM reads the linearised subgraph)"),
         f"- alignment loss: {model.get('loss', '?')} (temperature {model.get('temperature')}, "

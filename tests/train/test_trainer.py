@@ -66,7 +66,8 @@ def full_run(tmp_path_factory: pytest.TempPathFactory, tiny_dataset_dir: Path, t
     return out
 
 
-def _config_of(run: Path, tiny_train_config: Callable[..., BaliConfig]) -> BaliConfig:
+def _full_run_config(tiny_train_config: Callable[..., BaliConfig]) -> BaliConfig:
+    """The configuration `full_run` used (through the CLI)."""
     return tiny_train_config(
         "train.batch_size=5", "train.max_steps=8", "train.save_every=4", "train.eval_every=4"
     )
@@ -103,12 +104,16 @@ def test_resume_is_exact_and_skips_a_corrupt_checkpoint(
     partial = run / "checkpoints" / "step-12"  # a crash while writing: no completion marker
     partial.mkdir()
     with caplog.at_level(logging.WARNING, logger="bali.train.checkpoints"):
-        result = train(_config_of(run, tiny_train_config), tiny_dataset_dir, run, resume=True)
+        result = train(_full_run_config(tiny_train_config), tiny_dataset_dir, run, resume=True)
     messages = caplog.text
     assert "step-12" in messages and "incomplete" in messages
     assert "step-8" in messages and "cannot be loaded" in messages
     assert result["steps"] == 8
     assert _same_weights(full_run / "checkpoints" / "step-8", run / "checkpoints" / "step-8")
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [
+        json.loads(line)["step"] for line in (full_run / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 def test_existing_run_needs_resume_or_overwrite(

@@ -63,7 +63,7 @@ def open_training_data(config: BaliConfig, data_dir: str | Path) -> TrainingData
     """Open the train/validation splits of a `bali data build` directory and its collator."""
     from bali.data.dataset import BaliCollator, BaliDataset
 
-    manifest = read_manifest(data_dir)
+    manifest = read_manifest(data_dir, "data")
     train_ds = BaliDataset(data_dir, split="train")
     try:
         validation = BaliDataset(data_dir, split="validation")
@@ -178,6 +178,16 @@ def _evaluate(accelerator: Any, model: Any, loader: DataLoader) -> dict[str, flo
     }
 
 
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records logged after the checkpoint a run resumes from; they will be logged again."""
+    if not path.is_file():
+        return
+    kept = [
+        line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line)["step"] <= step
+    ]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
 def _replica_checksums(accelerator: Any, model: Any) -> list[float]:
     """One parameter checksum per process: data-parallel replicas must hold identical weights."""
     params = accelerator.unwrap_model(model).parameters()
@@ -282,6 +292,8 @@ def train(
             logger.info("no usable checkpoint in %s: starting from scratch", out)
         else:
             state = restored[0]
+            if is_main:
+                _truncate_metrics(out / METRICS, state.step)
 
     def checkpoint() -> Path:
         return write_checkpoint(
