@@ -34,6 +34,7 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         max_length=args.max_length,
         device=args.device,
         overwrite=args.overwrite,
+        max_mentions=args.max_mentions,
     )
     best = max(result["rows"], key=lambda r: r["acc@1"])
     m = result["mentions"]
@@ -117,6 +118,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--abbreviations", action="store_true", help="add rows with Schwartz-Hearst expansion (PubTator only)"
     )
+    p.add_argument("--max-mentions", type=int, help="score a fixed random sample of N mentions (seed 42)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--max-length", type=int, default=32)
     p.add_argument("--device", default="cpu")

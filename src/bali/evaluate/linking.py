@@ -50,7 +50,7 @@ def protocol_text(ks: Sequence[int], mrr_depth: int) -> str:
     """The scoring rules in one paragraph; written into results.json and report.md."""
     return (
         "Zero-shot linking: cosine nearest neighbour of the mention string among all dictionary names "
-        "(frozen encoder, L2-normalised embeddings, exact inner-product search). Concepts are ranked by "
+        "(frozen encoder, L2-normalised embeddings, exact inner-product search with faiss IndexFlatIP). Concepts are ranked by "
         "their best name; ties by dictionary order. Hit@k: a top-k concept carries a gold id. Gold ids "
         "are normalised (MESH:D012345 = D012345, OMIM numbers = OMIM:...); '|' alternatives are any-of; "
         "a composite mention ('+', or a 7-column PubTator line) counts as correct if a predicted concept "
@@ -68,13 +68,19 @@ class Ranking:
     concepts: list[np.ndarray]
 
 
-def knn(queries: np.ndarray, vectors: np.ndarray, k: int, index: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k inner product (scores, indices); ties re-ordered by ascending index."""
+def flat_index(vectors: np.ndarray) -> Any:
+    """A faiss exact inner-product index over L2-normalised vectors (cosine)."""
     import faiss
 
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def knn(queries: np.ndarray, vectors: np.ndarray, k: int, index: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k inner product (scores, indices) with faiss; ties re-ordered by ascending index."""
     if index is None:
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index = flat_index(vectors)
     k = min(k, index.ntotal)
     scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     rows = np.repeat(np.arange(len(queries)), k)
@@ -88,20 +94,21 @@ def rank_concepts(
     dictionary: Dictionary,
     depth: int,
     batch_size: int = 1024,
+    index: Any = None,
 ) -> Ranking:
     """Top ``depth`` distinct concepts per query, ranked by best name (exact, deterministic).
 
     Names are retrieved in score order and concepts taken at first appearance; when ``depth``
     distinct concepts are not found among the retrieved names, that query is searched again deeper.
+    ``index`` is a :func:`flat_index` of ``string_vectors`` (built here when not given).
     """
-    import faiss
-
-    index = faiss.IndexFlatIP(string_vectors.shape[1])
-    index.add(np.ascontiguousarray(string_vectors, dtype=np.float32))
+    if index is None:
+        index = flat_index(string_vectors)
+    total = index.ntotal
     depth = min(depth, dictionary.num_concepts)
     result: list[np.ndarray | None] = [None] * len(query_vectors)
     pending = np.arange(len(query_vectors))
-    k = min(max(2 * depth, 64), index.ntotal)
+    k = min(max(2 * depth, 64), total)
     while len(pending):
         retry: list[int] = []
         for begin in range(0, len(pending), batch_size):
@@ -114,12 +121,12 @@ def rank_concepts(
                         seen.setdefault(c, None)
                     if len(seen) >= depth:
                         break
-                if len(seen) >= depth or k >= index.ntotal:
+                if len(seen) >= depth or k >= total:
                     result[row] = np.fromiter(seen, dtype=np.int64)[:depth]
                 else:
                     retry.append(row)
         pending = np.asarray(retry, dtype=np.int64)
-        k = min(2 * k, index.ntotal)
+        k = min(2 * k, total)
     return Ranking([r if r is not None else np.zeros(0, np.int64) for r in result])
 
 
@@ -210,12 +217,16 @@ def evaluate_linking(
     device: str = "cpu",
     overwrite: bool = False,
     model_labels: Sequence[str] | None = None,
+    max_mentions: int | None = None,
+    seed: int = 42,
 ) -> dict[str, Any]:
     """Evaluate each model with each pooling (one row each); write results.json and report.md.
 
     ``dictionary`` is a KG artefact directory, a ``ID||name|...`` file or a loaded
     :class:`Dictionary`; ``mentions`` a file (or a KG directory for ``heldout``) or mention objects.
     With ``out_dir`` the results directory is written atomically; the dict is returned either way.
+    ``max_mentions`` scores a fixed random sample (``seed``) of the mentions with a gold id, e.g. the
+    pipeline's ``eval.heldout_max_concepts``; the sample size is recorded.
     """
     from bali.lm import load_encoder, load_tokenizer
 
@@ -242,6 +253,9 @@ def evaluate_linking(
             "no mention with a gold id to score" + (f" of type {list(entity_types)}" if entity_types else ""),
             mention_source,
         )
+    if max_mentions is not None and len(scored) > max_mentions:
+        keep = np.sort(np.random.default_rng(seed).choice(len(scored), max_mentions, replace=False))
+        scored = [scored[i] for i in keep]
     protocols: dict[str, list[Mention]] = {PLAIN: scored}
     expanded_count = 0
     if abbreviations:
@@ -313,6 +327,7 @@ def evaluate_linking(
             **mention_stats(mention_list, dict_obj),
             "abbreviations_expanded": expanded_count,
             "distinct_query_strings": len(query_strings),
+            "sampled": None if max_mentions is None else {"max_mentions": max_mentions, "seed": seed},
         },
         "settings": {
             "pooling": list(pooling),
