@@ -86,7 +86,8 @@ class BaliCollator:
         keys = np.fromiter((it.index for it in items), dtype=np.int64, count=len(items))
         batch_size = len(items)
 
-        # Sentences: pad, then mask (special tokens and padding are never selected).
+        # Sentences: pad, then mask. Special tokens (incl. [UNK], as in HF's MLM collator) and padding
+        # are never selected.
         lengths = np.fromiter((len(it.input_ids) for it in items), dtype=np.int64, count=batch_size)
         width = int(lengths.max(initial=0))
         rows = np.repeat(np.arange(batch_size), lengths)
