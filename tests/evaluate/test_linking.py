@@ -287,3 +287,29 @@ def test_encode_matches_unsorted_forward(tiny_bert_dir: str) -> None:
     expected = torch.nn.functional.normalize(hidden.mean(0), dim=-1).numpy()
     assert np.allclose(got["mean"][1], expected, atol=1e-5)
     assert np.allclose(np.linalg.norm(got["cls"], axis=1), 1.0, atol=1e-5)
+
+
+def test_cli_heldout_from_kg_dir(exact_match_encoder: None, tiny_kg: Path, tmp_path: Path) -> None:
+    from bali.cli import main
+
+    out = tmp_path / "held"
+    assert (
+        main(
+            [
+                "eval",
+                "linking",
+                "--model",
+                "m",
+                "--kg",
+                str(tiny_kg),
+                "--format",
+                "heldout",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    result = json.loads((out / "results.json").read_text())
+    assert result["mentions"]["format"] == "heldout" and result["rows"][0]["mentions"] == 2
+    assert main(["eval", "linking", "--model", "m", "--kg", str(tiny_kg), "--out", str(tmp_path / "x")]) == 2
