@@ -49,7 +49,7 @@ class Pipeline:
         self.kg_dir = self.root / "kg"
         self.corpus_dir = self.root / "corpus"
         self.data_dir = self.root / "data"
-        self.run_dir = self.root / "run"
+        self.run_dir = self.root / "train"
         self.eval_dir = self.root / "eval"
         self.stamp_dir = self.root / ".stamps"
 
