@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bali.artifacts import write_json_atomic
 from bali.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     """Zero-shot linking of the base model and the trained model under one protocol, then the report."""
     from bali.evaluate.linking import evaluate_linking
     from bali.evaluate.report import write_report
+    from bali.export import export_run
 
     ev = p.config.eval
     if ev.linking_format == "heldout":
@@ -70,9 +72,17 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
         metrics_path=metrics if metrics.exists() else None,
         title="BALI demo: base vs BALI-trained model",
     )
-    rows = [
-        r for r in results["rows"] if r["protocol"] == results["rows"][0]["protocol"] and r["subset"] == "all"
-    ]
+    first = results["rows"][0]
+    rows = [r for r in results["rows"] if r["protocol"] == first["protocol"] and r["subset"] == "all"]
+    # The model card of the export lists the evaluation results found in the run directory.
+    card_results = {
+        "held-out-synonym linking" if ev.linking_format == "heldout" else "linking": {
+            "protocol": results["protocol"],
+            "rows": rows,
+        }
+    }
+    write_json_atomic(p.run_dir / "results.json", card_results)
+    export_run(p.run_dir, p.run_dir / "final", overwrite=True)
     return {"report": str(report), "rows": rows}
 
 
