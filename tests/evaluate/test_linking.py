@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bali.corpus.abbreviations import find_abbreviations
 from bali.errors import BadInputError
 from bali.evaluate import linking
-from bali.evaluate.abbreviations import find_abbreviations
 from bali.evaluate.dictionary import build_dictionary, load_dictionary, load_dictionary_file
 from bali.evaluate.linking import evaluate_linking, gold_concepts, knn, rank_concepts, score
 from bali.evaluate.mentions import read_biosyn, read_heldout, read_pubtator
@@ -98,8 +98,8 @@ def test_heldout_reader_and_leakage(tiny_kg: Path, tmp_path: Path) -> None:
 
 def test_abbreviations() -> None:
     found = find_abbreviations("Heart failure (HF) is common. We studied HF in diabetes mellitus (DM).")
-    assert found == {"HF": "Heart failure", "DM": "diabetes mellitus"}
-    assert find_abbreviations("a value (p < 0.05) and (2011)") == {}
+    assert {a.short: a.long for a in found} == {"HF": "Heart failure", "DM": "diabetes mellitus"}
+    assert find_abbreviations("a value (p < 0.05) and (2011)") == []
 
 
 def _dictionary() -> linking.Dictionary:

@@ -43,5 +43,7 @@ class BaliBatch:
         moved = {}
         for field in fields(self):
             value = getattr(self, field.name)
-            moved[field.name] = value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            moved[field.name] = (
+                value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            )
         return BaliBatch(**moved)

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bali.corpus.abbreviations import find_abbreviations
 from bali.errors import BadInputError
-from bali.evaluate.abbreviations import find_abbreviations
 from bali.evaluate.dictionary import Dictionary, kg_node_key
 from bali.ids import split_gold_ids
 
@@ -179,6 +179,9 @@ def read_heldout(path: str | Path) -> list[Mention]:
 def expand_abbreviations(mentions: list[Mention], documents: dict[str, str]) -> tuple[list[Mention], int]:
     """Replace a mention that is a short form defined in its document by the long form.
 
+    Uses the corpus stage's Schwartz-Hearst detector, so linking and evaluation agree on what a
+    document defines.
+
     Returns the new list and how many mentions changed.
     """
     cache: dict[str, dict[str, str]] = {}
@@ -186,7 +189,8 @@ def expand_abbreviations(mentions: list[Mention], documents: dict[str, str]) -> 
     changed = 0
     for mention in mentions:
         if mention.doc_id not in cache:
-            cache[mention.doc_id] = find_abbreviations(documents.get(mention.doc_id, ""))
+            found = find_abbreviations(documents.get(mention.doc_id, ""))
+            cache[mention.doc_id] = {a.short: a.long for a in found}
         long_form = cache[mention.doc_id].get(mention.text)
         if long_form is not None:
             mention = replace(mention, text=long_form, source="abbreviation")
