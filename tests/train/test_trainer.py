@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -141,30 +142,39 @@ def test_two_cpu_processes_end_with_identical_weights(
 ) -> None:
     accelerate = Path(sys.executable).with_name("accelerate")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            str(accelerate),
-            "launch",
-            "--config_file",
-            str(REPO / "configs" / "accelerate" / "cpu.yaml"),
-            "--num_processes",
-            "2",
-            "--main_process_port",
-            "0",
-            str(Path(__file__).with_name("ddp_train.py")),
-            str(tiny_dataset_dir),
-            tiny_bert_dir,
-            str(tmp_path / "ddp"),
-        ],
-        capture_output=True,
+    command = [
+        str(accelerate),
+        "launch",
+        "--config_file",
+        str(REPO / "configs" / "accelerate" / "cpu.yaml"),
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        "0",
+        str(Path(__file__).with_name("ddp_train.py")),
+        str(tiny_dataset_dir),
+        tiny_bert_dir,
+        str(tmp_path / "ddp"),
+    ]
+    # A new session, so a timeout kills the worker processes too, not only the launcher.
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
         env=env,
         cwd=REPO,
+        start_new_session=True,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
     results = [
-        json.loads(line[len("RESULT ") :]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")
+        json.loads(line[len("RESULT ") :]) for line in stdout.splitlines() if line.startswith("RESULT ")
     ]
     assert len(results) == 2
     for result in results:
