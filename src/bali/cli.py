@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:  # Accelerate logs every file of every checkpoint at INFO
+        logging.getLogger("accelerate").setLevel(logging.WARNING)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
