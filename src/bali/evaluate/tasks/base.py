@@ -75,6 +75,17 @@ class TaskData:
         return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
 
 
+SPLITS = ("train", "dev", "test")
+
+
+def read_splits(
+    directory: Path, read_file: Callable[[Path], list[Any]], names: Sequence[str] = ("{split}.tsv",)
+) -> TaskData:
+    """Read train/dev/test with ``read_file``; every task format lays its splits out this way."""
+    files = {s: split_file(directory, s, names) for s in SPLITS}
+    return TaskData(*(read_file(files[s]) for s in SPLITS), {s: str(p) for s, p in files.items()})
+
+
 def split_file(directory: Path, split: str, names: Sequence[str]) -> Path:
     """The first existing file among ``names`` (with ``{split}`` filled in); missing = bad input."""
     if not directory.is_dir():

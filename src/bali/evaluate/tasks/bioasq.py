@@ -14,8 +14,8 @@ from bali.evaluate.tasks.base import (
     TaskSpec,
     accuracy,
     label_index,
+    read_splits,
     read_tsv,
-    split_file,
 )
 
 LABELS = ["no", "yes"]
@@ -30,10 +30,7 @@ def _read(path: Path) -> list[Example]:
 
 def read(directory: Path) -> TaskData:
     """train/dev/test.tsv of BLURB's BioASQ."""
-    files = {s: split_file(directory, s, ("{split}.tsv",)) for s in ("train", "dev", "test")}
-    return TaskData(
-        *(_read(files[s]) for s in ("train", "dev", "test")), {s: str(p) for s, p in files.items()}
-    )
+    return read_splits(directory, _read)
 
 
 SPECS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bali.errors import BadInputError
-from bali.evaluate.tasks.base import Example, Recipe, TaskData, TaskSpec, pearson, read_tsv, split_file
+from bali.evaluate.tasks.base import Example, Recipe, TaskData, TaskSpec, pearson, read_splits, read_tsv
 
 
 def _read(path: Path) -> list[Example]:
@@ -21,10 +21,7 @@ def _read(path: Path) -> list[Example]:
 
 def read(directory: Path) -> TaskData:
     """train/dev/test.tsv of BLURB's BIOSSES."""
-    files = {s: split_file(directory, s, ("{split}.tsv",)) for s in ("train", "dev", "test")}
-    return TaskData(
-        *(_read(files[s]) for s in ("train", "dev", "test")), {s: str(p) for s, p in files.items()}
-    )
+    return read_splits(directory, _read)
 
 
 SPECS = [

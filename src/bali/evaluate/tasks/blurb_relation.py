@@ -17,8 +17,8 @@ from bali.evaluate.tasks.base import (
     TaskSpec,
     label_index,
     micro_prf_without,
+    read_splits,
     read_tsv,
-    split_file,
 )
 
 
@@ -31,11 +31,7 @@ def _read(path: Path, labels: Sequence[str], header: Sequence[str] | None) -> li
 
 def read(directory: Path, labels: Sequence[str], header: Sequence[str] | None) -> TaskData:
     """train/dev/test.tsv of one task."""
-    files = {s: split_file(directory, s, ("{split}.tsv",)) for s in ("train", "dev", "test")}
-    return TaskData(
-        *(_read(files[s], labels, header) for s in ("train", "dev", "test")),
-        {s: str(p) for s, p in files.items()},
-    )
+    return read_splits(directory, lambda path: _read(path, labels, header))
 
 
 def _spec(name: str, labels: list[str], header: Sequence[str] | None, recipe: Recipe) -> TaskSpec:

@@ -15,8 +15,8 @@ from bali.evaluate.tasks.base import (
     TaskData,
     TaskSpec,
     hoc_document_f1,
+    read_splits,
     read_tsv,
-    split_file,
 )
 
 NUM_LABELS = 10
@@ -40,10 +40,7 @@ def _read(path: Path) -> list[Example]:
 
 def read(directory: Path) -> TaskData:
     """train/dev/test.tsv of BLURB's HoC."""
-    files = {s: split_file(directory, s, ("{split}.tsv",)) for s in ("train", "dev", "test")}
-    return TaskData(
-        *(_read(files[s]) for s in ("train", "dev", "test")), {s: str(p) for s, p in files.items()}
-    )
+    return read_splits(directory, _read)
 
 
 SPECS = [

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from bali.errors import BadInputError
-from bali.evaluate.tasks.base import Example, Recipe, TaskData, TaskSpec, accuracy, split_file
+from bali.evaluate.tasks.base import Example, Recipe, TaskData, TaskSpec, accuracy, read_splits
 
 LETTERS = ("A", "B", "C", "D")
 NAMES = ("{split}.jsonl", "phrases_no_exclude_{split}.jsonl", "{split}_4options.jsonl")
@@ -45,10 +45,7 @@ def _read(path: Path) -> list[Example]:
 
 def read(directory: Path) -> TaskData:
     """train/dev/test jsonl files."""
-    files = {s: split_file(directory, s, NAMES) for s in ("train", "dev", "test")}
-    return TaskData(
-        *(_read(files[s]) for s in ("train", "dev", "test")), {s: str(p) for s, p in files.items()}
-    )
+    return read_splits(directory, _read, NAMES)
 
 
 SPECS = [
