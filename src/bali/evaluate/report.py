@@ -6,7 +6,6 @@ QA numbers in this field are only comparable under the same protocol.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from bali.errors import BadInputError
+from bali.jsonlines import read_json_objects
 
 TRAINING_KEYS = ("loss", "mlm_loss", "align_loss")
 
@@ -34,19 +34,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         path = path / "metrics.jsonl"
     if not path.is_file():
         raise BadInputError("training metrics not found (expected a run directory with metrics.jsonl)", path)
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BadInputError(f"not a JSON line: {exc.msg}", path, line_no) from exc
-            if not isinstance(record, dict):
-                raise BadInputError("expected a JSON object per line", path, line_no)
-            records.append(record)
-    return records
+    return [record for _, record in read_json_objects(path)]
 
 
 def plot_training_curves(records: Sequence[dict[str, Any]], out: Path) -> Path | None:

@@ -6,11 +6,11 @@ release) and ``{split}_4options.jsonl``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bali.errors import BadInputError
 from bali.evaluate.tasks.base import Example, Recipe, TaskData, TaskSpec, accuracy, read_splits
+from bali.jsonlines import read_json_objects
 
 LETTERS = ("A", "B", "C", "D")
 NAMES = ("{split}.jsonl", "phrases_no_exclude_{split}.jsonl", "{split}_4options.jsonl")
@@ -18,28 +18,21 @@ NAMES = ("{split}.jsonl", "phrases_no_exclude_{split}.jsonl", "{split}_4options.
 
 def _read(path: Path) -> list[Example]:
     examples = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BadInputError(f"not a JSON line: {exc.msg}", path, line_no) from exc
-            options = item.get("options") if isinstance(item, dict) else None
-            if not isinstance(options, dict) or set(options) != set(LETTERS) or "question" not in item:
-                raise BadInputError("expected question, options A-D and answer_idx", path, line_no)
-            if item.get("answer_idx") not in LETTERS:
-                raise BadInputError(f"answer_idx must be one of {LETTERS}", path, line_no)
-            examples.append(
-                Example(
-                    str(item.get("realidx", line_no)),
-                    item["question"],
-                    None,
-                    LETTERS.index(item["answer_idx"]),
-                    tuple(str(options[k]) for k in LETTERS),
-                )
+    for line_no, item in read_json_objects(path):
+        options = item.get("options")
+        if not isinstance(options, dict) or set(options) != set(LETTERS) or "question" not in item:
+            raise BadInputError("expected question, options A-D and answer_idx", path, line_no)
+        if item.get("answer_idx") not in LETTERS:
+            raise BadInputError(f"answer_idx must be one of {LETTERS}", path, line_no)
+        examples.append(
+            Example(
+                str(item.get("realidx", line_no)),
+                item["question"],
+                None,
+                LETTERS.index(item["answer_idx"]),
+                tuple(str(options[k]) for k in LETTERS),
             )
+        )
     return examples
 
 
