@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bali.errors import BadInputError, ErrorBudget
 
@@ -132,8 +132,8 @@ def read_text(path: Path, budget: InputBudget, unit: Literal["line", "file"] = "
             budget.skipped["blank_lines"] += 1
 
 
-def read_jsonl(path: Path, budget: InputBudget) -> Iterator[Document]:
-    """JSON lines ``{"id": ..., "text": ...}``; blank lines are skipped."""
+def _json_lines(path: Path, budget: InputBudget) -> Iterator[tuple[int, Any]]:
+    """Parsed JSON lines; blank lines are counted as skipped, unparsable ones against the budget."""
     for number, line in _lines(path, budget):
         if not line.strip():
             budget.skipped["blank_lines"] += 1
@@ -143,6 +143,12 @@ def read_jsonl(path: Path, budget: InputBudget) -> Iterator[Document]:
         except json.JSONDecodeError as exc:
             budget.record("malformed_line", f"not a JSON object: {exc.msg}", path, number)
             continue
+        yield number, record
+
+
+def read_jsonl(path: Path, budget: InputBudget) -> Iterator[Document]:
+    """JSON lines ``{"id": ..., "text": ...}``; blank lines are skipped."""
+    for number, record in _json_lines(path, budget):
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             budget.record("malformed_line", 'expected an object with a string "text" field', path, number)
             continue
@@ -228,15 +234,7 @@ def read_pubtator(path: Path, budget: InputBudget) -> Iterator[Document]:
 def read_bern2(path: Path, budget: InputBudget) -> Iterator[Document]:
     """BERN2 JSON lines: ``pmid``, ``text``, ``annotations`` with ``id`` (list), ``mention``,
     ``obj`` and ``span`` {``begin``, ``end``}."""
-    for number, line in _lines(path, budget):
-        if not line.strip():
-            budget.skipped["blank_lines"] += 1
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            budget.record("malformed_line", f"not a JSON object: {exc.msg}", path, number)
-            continue
+    for number, record in _json_lines(path, budget):
         if not isinstance(record, dict) or not isinstance(record.get("text"), str) or "pmid" not in record:
             budget.record("malformed_line", 'expected a record with "pmid" and a string "text"', path, number)
             continue
