@@ -11,7 +11,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from bali.data.batch import BaliBatch
 from bali.errors import BadInputError
-from bali.model.bali import BaliModel
+from bali.model.bali import LOSS_KEYS, BaliModel
 from bali.model.config import ModelConfig
 
 
@@ -29,7 +29,7 @@ def test_each_encoder_trains_and_its_loss_decreases(
     losses = []
     for _ in range(6):
         out = model(batch)
-        assert set(out) == {"loss", "mlm_loss", "align_loss"} and out["loss"].ndim == 0
+        assert set(out) == set(LOSS_KEYS) and out["loss"].ndim == 0
         optimizer.zero_grad()
         out["loss"].backward()
         optimizer.step()
@@ -55,9 +55,36 @@ def test_alignment_weight_is_applied(tiny_bert_dir: str, make_batch: Callable[..
     batch = make_batch()
     for weight in (0.0, 2.5):
         torch.manual_seed(0)
-        model = BaliModel(ModelConfig(gnn_layers=2, alignment_weight=weight), tiny_bert_dir).eval()
-        out = model(batch)
-        assert out["loss"].item() == pytest.approx(out["mlm_loss"].item() + weight * out["align_loss"].item())
+        config = ModelConfig(gnn_layers=2, alignment_weight=weight, mlm_weight=0.5)
+        out = BaliModel(config, tiny_bert_dir).eval()(batch)
+        expected = 0.5 * out["mlm_loss"].item() + weight * out["align_loss"].item()
+        assert out["loss"].item() == pytest.approx(expected)
+
+
+def test_name_alignment_contrasts_mentions_with_target_names_before_the_gnn(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    batch = make_batch()
+    torch.manual_seed(0)
+    model = BaliModel(ModelConfig(gnn_layers=2, name_alignment_weight=0.5), tiny_bert_dir).eval()
+    out = model(batch)
+    assert out["loss"].item() == pytest.approx(
+        out["mlm_loss"].item() + out["align_loss"].item() + 0.5 * out["name_align_loss"].item()
+    )
+    with torch.no_grad():
+        _, pooled = model._encode_sentences(batch)
+        text = model.text_embeddings(pooled, batch)
+        names = model._encode_names(batch.name_input_ids, batch.name_attention_mask)
+        targets = names[batch.graph_node_names[: batch.num_entities]]
+        expected = model.alignment_loss(text, targets, batch.entity_node_ids)
+    assert out["name_align_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    off = BaliModel(ModelConfig(gnn_layers=2), tiny_bert_dir).eval()(batch)
+    assert off["name_align_loss"].item() == 0.0
+
+
+def test_name_alignment_needs_a_gnn(tiny_bert_dir: str) -> None:
+    with pytest.raises(BadInputError, match="name_alignment_weight"):
+        BaliModel(ModelConfig(graph_encoder="linear", name_alignment_weight=1.0), tiny_bert_dir)
 
 
 def test_only_masked_positions_enter_the_mlm_loss(

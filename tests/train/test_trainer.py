@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -182,3 +185,28 @@ def test_two_cpu_processes_end_with_identical_weights(
         assert result["steps"] == 3
     assert results[0]["replica_checksums"] == results[1]["replica_checksums"]
     assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
+
+
+def test_unigram_prior_starts_the_fresh_mlm_head_at_the_corpus_token_frequencies(
+    tmp_path: Path, tiny_dataset_dir: Path, tiny_train_config
+) -> None:
+    """With a negligible head learning rate, the saved bias is still the smoothed log unigram prior."""
+    config = tiny_train_config(
+        "model.mlm_bias_init=unigram", "train.max_steps=1", "train.save_every=1", "train.lr_other=1e-12"
+    )
+    train(config, tiny_dataset_dir, tmp_path / "run")
+    bias = _weights(tmp_path / "run" / "checkpoints" / "step-1")["mlm_head.decoder.bias"].double()
+    manifest = json.loads((tiny_dataset_dir / "manifest.json").read_text())
+    special = set(manifest["special_tokens"]["special_ids"])
+    counts = Counter(
+        int(token)
+        for shard in sorted((tiny_dataset_dir / "shards").iterdir())
+        for token in np.load(shard / "input_ids.npy")
+        if int(token) not in special
+    )
+    total = sum(counts.values()) + bias.numel()
+    expected = torch.full_like(bias, math.log(1 / total))
+    for token, count in counts.items():
+        expected[token] = math.log((count + 1) / total)
+    assert torch.allclose(bias, expected, atol=1e-5)
+    assert int(bias.argmax()) == counts.most_common(1)[0][0]

@@ -140,6 +140,19 @@ class DatasetFiles:
     def relations(self) -> list[dict[str, Any]]:
         return json.loads((self.directory / RELATIONS).read_text(encoding="utf-8"))
 
+    def token_counts(self) -> np.ndarray:
+        """How often each vocabulary id occurs in the dataset's sentences, special tokens excluded.
+
+        Streams shard by shard (one ``bincount`` each), so memory stays at one vocabulary-sized array.
+        """
+        special = self.special
+        counts = np.zeros(int(special["vocab_size"]), dtype=np.int64)
+        for index in range(len(self.shard_starts) - 1):
+            ids = self.shard(index)[INPUT_IDS]
+            counts += np.bincount(ids, minlength=counts.size)[: counts.size]
+        counts[[i for i in special["special_ids"] if 0 <= i < counts.size]] = 0
+        return counts
+
     @property
     def special(self) -> dict[str, Any]:
         """Special-token ids recorded at build time (the collator must not load the tokenizer)."""

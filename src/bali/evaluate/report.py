@@ -15,7 +15,7 @@ import numpy as np
 from bali.errors import BadInputError
 from bali.jsonlines import read_json_objects
 
-TRAINING_KEYS = ("loss", "mlm_loss", "align_loss")
+TRAINING_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss")
 
 
 def _pyplot() -> Any:

@@ -23,6 +23,9 @@ from bali.model.losses import info_nce_loss, multi_similarity_loss
 # batch of mostly short names does not pay for its longest one. 64 keeps the LM calls few.
 NAME_CHUNK = 64
 
+# What ``BaliModel.forward`` returns: the total loss and its parts (the trainer logs all of them).
+LOSS_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss")
+
 
 class MLMHead(nn.Module):
     """BERT's prediction head: Linear -> GELU -> LayerNorm -> Linear(vocab) + bias, decoder untied."""
@@ -40,6 +43,12 @@ class MLMHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.transform(hidden))
+
+    def set_unigram_prior(self, counts: torch.Tensor) -> None:
+        """Start the vocabulary bias at the log unigram distribution (add-one smoothed) of ``counts``."""
+        smoothed = counts.to(torch.float64) + 1.0
+        with torch.no_grad():
+            self.decoder.bias.copy_(torch.log(smoothed / smoothed.sum()).to(self.decoder.bias.dtype))
 
 
 def _load_checkpoint_head(name: str) -> tuple[nn.Module, nn.Module]:
@@ -113,6 +122,11 @@ class BaliModel(nn.Module):
         if isinstance(pooler, nn.Module):
             pooler.requires_grad_(False)
         self.graph_encoder: GraphEncoder | None = build_graph_encoder(model_config, self.width)
+        if self.graph_encoder is None and model_config.name_alignment_weight:
+            raise BadInputError(
+                "model.name_alignment_weight needs a GNN graph encoder (gat or sage): the linear graph "
+                "encodes no target names on their own"
+            )
 
     # ----------------------------------------------------------------------------------- encoders
     def lm_parameters(self) -> list[nn.Parameter]:
@@ -168,6 +182,13 @@ class BaliModel(nn.Module):
 
     def graph_embeddings(self, batch: Any) -> torch.Tensor:
         """Graph embeddings of the N target concepts, [N, d]."""
+        return self._graph_side(batch)[0]
+
+    def _graph_side(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Graph embeddings of the N targets and their name encodings before the graph encoder.
+
+        The name encodings are None for the linear graph, which encodes no names on their own.
+        """
         if self.graph_encoder is None:
             if batch.linear_input_ids is None:
                 raise BaliError(
@@ -177,10 +198,11 @@ class BaliModel(nn.Module):
             states = self.lm(
                 input_ids=batch.linear_input_ids, attention_mask=batch.linear_attention_mask
             ).last_hidden_state
-            return states[:, 0]
+            return states[:, 0], None
         names = self._encode_names(batch.name_input_ids, batch.name_attention_mask)
         features = names[batch.graph_node_names]
-        return self.graph_encoder(features, batch.graph_edge_index, batch.num_entities)
+        graph = self.graph_encoder(features, batch.graph_edge_index, batch.num_entities)
+        return graph, features[: batch.num_entities]
 
     # ------------------------------------------------------------------------------------ losses
     def _mlm_loss(self, last: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -202,18 +224,34 @@ class BaliModel(nn.Module):
         return info_nce_loss(embeddings, labels, self.config.temperature)
 
     def forward(self, batch: Any) -> dict[str, torch.Tensor]:
-        """Total loss = MLM + alignment_weight * alignment, plus both parts (for logging)."""
+        """Weighted sum of MLM, alignment and name alignment (``LOSS_KEYS``), plus each part for logging."""
         last, pooled_states = self._encode_sentences(batch)
         mlm = self._mlm_loss(last, batch.mlm_labels)
         if batch.num_entities == 0:
             # Touch every graph-side parameter so DDP's gradient reduction sees them on every rank.
             align = sum((p.sum() * 0.0 for p in self.other_parameters()), mlm.new_zeros(()))
+            name_align = mlm.new_zeros(())
         else:
             text = self.text_embeddings(pooled_states, batch)
-            graph = self.graph_embeddings(batch)
+            graph, target_names = self._graph_side(batch)
             align = self.alignment_loss(text, graph, batch.entity_node_ids)
-        loss = mlm + self.config.alignment_weight * align
-        return {"loss": loss, "mlm_loss": mlm.detach(), "align_loss": align.detach()}
+            name_align = (
+                self.alignment_loss(text, target_names, batch.entity_node_ids)
+                if self.config.name_alignment_weight and target_names is not None
+                else mlm.new_zeros(())
+            )
+        weights = self.config
+        loss = (
+            weights.mlm_weight * mlm
+            + weights.alignment_weight * align
+            + weights.name_alignment_weight * name_align
+        )
+        return {
+            "loss": loss,
+            "mlm_loss": mlm.detach(),
+            "align_loss": align.detach(),
+            "name_align_loss": name_align.detach(),
+        }
 
     def mlm_forward(self, batch: Any) -> torch.Tensor:
         """The MLM loss alone, on the same sentences (the baseline of the step benchmark)."""

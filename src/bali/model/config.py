@@ -17,6 +17,13 @@ class ModelConfig(BaseModel):
     loss: Literal["infonce", "ms"] = "infonce"
     temperature: float = Field(default=0.07, gt=0.0)
     alignment_weight: float = Field(default=1.0, ge=0.0)
+    # The reference sums MLM and alignment 1:1. An LM that ships without an MLM head starts from a
+    # random head whose early gradients only disturb the encoder; a smaller weight limits that.
+    mlm_weight: float = Field(default=1.0, ge=0.0)
+    # The reference's optional T-TCL task (`--textual_contrastive_task`, off in the published command):
+    # InfoNCE between mention embeddings and the LM encodings of the target concepts' own names,
+    # before the graph encoder. It trains the name space that zero-shot linking searches directly.
+    name_alignment_weight: float = Field(default=0.0, ge=0.0)
     ms_alpha: float = 2.0
     ms_beta: float = 50.0
     ms_base: float = 0.5
@@ -28,3 +35,8 @@ class ModelConfig(BaseModel):
     text_pooling_layer: int = -1
     name_pooling: Literal["mean", "cls"] = "mean"
     mlm_head: Literal["fresh", "checkpoint"] = "fresh"
+    # Bias of a fresh head's vocabulary projection: zeros (the reference) or the log unigram
+    # frequencies of the training sentences. With zeros, the cheapest early MLM gain is the unigram
+    # prior, which the slow head cannot learn in time, so the LM learns it instead by adding one
+    # shared direction to every token state; mean-pooled names then all look alike (docs/demo.md).
+    mlm_bias_init: Literal["zeros", "unigram"] = "zeros"

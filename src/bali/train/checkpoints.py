@@ -22,6 +22,15 @@ from bali.artifacts import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
+
+def _drop_shared_tensor_notice(record: logging.LogRecord) -> bool:
+    """GATv2 shares its source and target weights (one tensor under two names); safetensors stores it
+    once and Accelerate warns about that on every save. Loading ties it again, so the notice is noise."""
+    return "Removed shared tensor" not in record.getMessage()
+
+
+logging.getLogger("accelerate.utils.other").addFilter(_drop_shared_tensor_notice)
+
 MARKER = "COMPLETE"
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")

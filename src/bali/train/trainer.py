@@ -26,7 +26,7 @@ from bali.artifacts import read_manifest, write_json_atomic
 from bali.config import BaliConfig, dump_config
 from bali.errors import BadInputError
 from bali.lm import load_tokenizer, tokenizer_fingerprint
-from bali.model.bali import BaliModel
+from bali.model.bali import LOSS_KEYS, BaliModel
 from bali.train.checkpoints import TrainerState, load_latest, write_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -144,13 +144,13 @@ class _Meter:
         self.reset()
 
     def reset(self) -> None:
-        self.sums = torch.zeros(3, dtype=torch.float64)
+        self.sums = torch.zeros(len(LOSS_KEYS), dtype=torch.float64)
         self.count = 0
         self.samples = 0
         self.start = time.perf_counter()
 
     def add(self, out: dict[str, torch.Tensor], samples: int) -> None:
-        values = [float(out[k].detach()) for k in ("loss", "mlm_loss", "align_loss")]
+        values = [float(out[k].detach()) for k in LOSS_KEYS]
         self.sums += torch.tensor(values, dtype=torch.float64)
         self.count += 1
         self.samples += samples
@@ -159,23 +159,17 @@ class _Meter:
 def _evaluate(accelerator: Any, model: Any, loader: DataLoader) -> dict[str, float]:
     """Mean losses over the validation split (weighted by batch, summed over processes)."""
     model.eval()
-    sums = torch.zeros(4, device=accelerator.device, dtype=torch.float64)
+    sums = torch.zeros(len(LOSS_KEYS) + 1, device=accelerator.device, dtype=torch.float64)
     with torch.no_grad():
         for batch in loader:
             out = model(batch)
             sums += torch.tensor(
-                [float(out["loss"]), float(out["mlm_loss"]), float(out["align_loss"]), 1.0],
-                device=accelerator.device,
-                dtype=torch.float64,
+                [float(out[k]) for k in LOSS_KEYS] + [1.0], device=accelerator.device, dtype=torch.float64
             )
     model.train()
     sums = accelerator.reduce(sums, reduction="sum")
-    count = max(float(sums[3]), 1.0)
-    return {
-        "loss": float(sums[0]) / count,
-        "mlm_loss": float(sums[1]) / count,
-        "align_loss": float(sums[2]) / count,
-    }
+    count = max(float(sums[-1]), 1.0)
+    return {key: float(total) / count for key, total in zip(LOSS_KEYS, sums[:-1].tolist(), strict=True)}
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -238,6 +232,14 @@ def train(
     accelerator.wait_for_everyone()
     set_seed(tcfg.seed)
     model = BaliModel(config.model)
+    if config.model.mlm_head == "fresh" and config.model.mlm_bias_init == "unigram":
+        counts = torch.from_numpy(data.train.files.token_counts())
+        size = model.mlm_head.decoder.bias.numel()
+        if counts.numel() > size:
+            raise BadInputError(
+                f"the dataset's vocabulary ({counts.numel()} ids) is larger than the LM's ({size})", data_dir
+            )
+        model.mlm_head.set_unigram_prior(torch.cat([counts, counts.new_zeros(size - counts.numel())]))
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
@@ -351,7 +353,7 @@ def train(
             finished = state.step >= total_steps
             if state.step % tcfg.log_every == 0 or finished:
                 means = accelerator.reduce(meter.sums.to(accelerator.device), reduction="mean") / meter.count
-                last_train = dict(zip(("loss", "mlm_loss", "align_loss"), means.tolist(), strict=True))
+                last_train = dict(zip(LOSS_KEYS, means.tolist(), strict=True))
                 elapsed = max(time.perf_counter() - meter.start, 1e-9)
                 log(
                     {
