@@ -205,6 +205,24 @@ def test_evaluate_linking_heldout(exact_match_encoder: None, tiny_kg: Path) -> N
     assert result["rows"][0]["mentions"] == 2
 
 
+def test_named_subsets_add_rows_scored_on_their_mentions_only(
+    exact_match_encoder: None, medic_file: Path, pubtator_file: Path
+) -> None:
+    """A named filter gives one more row per model and pooling, scored on the mentions it keeps."""
+    result = evaluate_linking(
+        ["m"],
+        medic_file,
+        pubtator_file,
+        ["mean"],
+        entity_types=["Disease"],
+        subsets={"diabetes only": lambda m: m.text == "diabetes"},
+    )
+    rows = {r["subset"]: r for r in result["rows"]}
+    assert list(rows) == ["all", "no-composite", "diabetes only"]
+    assert rows["diabetes only"]["mentions"] == 1 and rows["diabetes only"]["acc@1"] == 1.0
+    assert rows["all"]["mentions"] == 4
+
+
 def test_real_encoder_end_to_end(
     tiny_bert_dir: str, medic_file: Path, biosyn_file: Path, tmp_path: Path
 ) -> None:

@@ -82,6 +82,24 @@ def test_name_alignment_contrasts_mentions_with_target_names_before_the_gnn(
     assert off["name_align_loss"].item() == 0.0
 
 
+def test_centering_makes_the_losses_blind_to_a_shift_shared_by_every_row(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    """A constant added to every LM output gets no gradient: nothing pushes the LM to learn one."""
+    batch = make_batch()
+    for center in (False, True):
+        torch.manual_seed(0)
+        config = ModelConfig(gnn_layers=2, center_embeddings=center, mlm_weight=0.0)
+        model = BaliModel(config, tiny_bert_dir).eval()
+        shift = torch.zeros(model.width, requires_grad=True)
+        model.lm.register_forward_hook(
+            lambda _m, _i, out, shift=shift: out.__class__(last_hidden_state=out[0] + shift)
+        )
+        out = model(batch)
+        (grad,) = torch.autograd.grad(out["loss"], shift)  # the alignment loss alone (mlm_weight 0)
+        assert (grad.norm() < 1e-6) == center
+
+
 def test_name_alignment_needs_a_gnn(tiny_bert_dir: str) -> None:
     with pytest.raises(BadInputError, match="name_alignment_weight"):
         BaliModel(ModelConfig(graph_encoder="linear", name_alignment_weight=1.0), tiny_bert_dir)

@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
-from bali.artifacts import make_manifest, write_json_atomic
+from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
 from bali.config import load_config
+from bali.corpus.artifact import CorpusWriter, LinkedCorpus
 from bali.errors import BadInputError
+from bali.evaluate.dictionary import kg_node_key
+from bali.evaluate.mentions import Mention
 from bali.pipeline import stages as stage_module
 from bali.pipeline.cli import demo_config_path
 from bali.pipeline.run import STAGES, Pipeline
@@ -121,3 +124,19 @@ def test_demo_preset_is_the_shipped_one() -> None:
     assert (REPO / "configs" / "demo.yaml").resolve() == demo_config_path().resolve()
     cfg = load_config(demo_config_path())
     assert cfg.kg.source == "builtin" and cfg.model.name == "builtin" and cfg.train.max_steps
+
+
+def test_heldout_rows_are_split_by_corpus_coverage(tmp_path: Path) -> None:
+    p = _pipeline(tmp_path)
+    with atomic_output_dir(p.corpus_dir) as tmp:
+        with CorpusWriter(tmp) as writer:
+            writer.add("d0", 0, "Aspirin eases headache.", [(0, 7, [0], "dict"), (14, 22, [2, 5], "dict")])
+        write_json_atomic(tmp / "manifest.json", make_manifest("corpus", {}, {}, {"sentences": 1}))
+    assert LinkedCorpus(p.corpus_dir).mentioned_nodes().tolist() == [0, 2, 5]
+    subsets = stage_module.corpus_coverage_subsets(p)
+
+    def heldout(node: int) -> Mention:
+        return Mention(f"C{node}", 0, 0, "a synonym", "heldout", ((kg_node_key(node),),), False, "heldout", 2)
+
+    assert [subsets[stage_module.IN_CORPUS](heldout(n)) for n in (0, 1, 5)] == [True, False, True]
+    assert [subsets[stage_module.NOT_IN_CORPUS](heldout(n)) for n in (0, 1, 5)] == [False, True, False]

@@ -112,6 +112,10 @@ class LinkedCorpus:
     def load(cls, directory: str | Path) -> LinkedCorpus:
         return cls(directory)
 
+    def mentioned_nodes(self) -> np.ndarray:
+        """Sorted KG node ids that at least one mention links to (what training can see directly)."""
+        return np.unique(np.asarray(self._node_ids.values, dtype=np.int64))
+
     def __len__(self) -> int:
         return self.sentences.num_rows
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,7 @@ def evaluate_linking(
     model_labels: Sequence[str] | None = None,
     max_mentions: int | None = None,
     seed: int = 42,
+    subsets: Mapping[str, Callable[[Mention], bool]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate each model with each pooling (one row each); write results.json and report.md.
 
@@ -226,7 +227,9 @@ def evaluate_linking(
     :class:`Dictionary`; ``mentions`` a file (or a KG directory for ``heldout``) or mention objects.
     With ``out_dir`` the results directory is written atomically; the dict is returned either way.
     ``max_mentions`` scores a fixed random sample (``seed``) of the mentions with a gold id, e.g. the
-    pipeline's ``eval.heldout_max_concepts``; the sample size is recorded.
+    pipeline's ``eval.heldout_max_concepts``; the sample size is recorded. ``subsets`` adds one row
+    per named filter next to "all" and "no-composite" (the pipeline splits held-out synonyms by
+    whether the training corpus mentions their concept).
     """
     from bali.lm import load_encoder, load_tokenizer
 
@@ -263,7 +266,10 @@ def evaluate_linking(
             raise BadInputError("--abbreviations needs document text (PubTator mentions)", mention_source)
         protocols[ABBREVIATIONS], expanded_count = expand_abbreviations(scored, documents)
     gold = [gold_concepts(m, dict_obj) for m in scored]
-    composite = np.array([m.composite for m in scored])
+    composite = np.array([m.composite for m in scored], dtype=bool)
+    subset_masks = {"all": np.ones(len(scored), dtype=bool), "no-composite": ~composite}
+    for subset_name, keep_mention in (subsets or {}).items():
+        subset_masks[subset_name] = np.array([keep_mention(m) for m in scored], dtype=bool)
     query_strings = sorted({m.text for ms in protocols.values() for m in ms})
     query_index = {s: i for i, s in enumerate(query_strings)}
     labels = list(model_labels) if model_labels else []
@@ -289,7 +295,7 @@ def evaluate_linking(
             timing[f"{label}_{p}_search_seconds"] = time.perf_counter() - t1
             for protocol, ms in protocols.items():
                 ranked = [ranking.concepts[query_index[m.text]] for m in ms]
-                for subset, keep in (("all", np.ones(len(ms), bool)), ("no-composite", ~composite)):
+                for subset, keep in subset_masks.items():
                     idx = np.nonzero(keep)[0]
                     metrics = score([ranked[i] for i in idx], [gold[i] for i in idx], ks)
                     rows.append(

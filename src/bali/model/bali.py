@@ -200,6 +200,8 @@ class BaliModel(nn.Module):
             ).last_hidden_state
             return states[:, 0], None
         names = self._encode_names(batch.name_input_ids, batch.name_attention_mask)
+        if self.config.center_embeddings:
+            names = names - names.mean(dim=0, keepdim=True)
         features = names[batch.graph_node_names]
         graph = self.graph_encoder(features, batch.graph_edge_index, batch.num_entities)
         return graph, features[: batch.num_entities]
@@ -233,6 +235,8 @@ class BaliModel(nn.Module):
             name_align = mlm.new_zeros(())
         else:
             text = self.text_embeddings(pooled_states, batch)
+            if self.config.center_embeddings:
+                text = text - text.mean(dim=0, keepdim=True)
             graph, target_names = self._graph_side(batch)
             align = self.alignment_loss(text, graph, batch.entity_node_ids)
             name_align = (

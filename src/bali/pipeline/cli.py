@@ -31,15 +31,19 @@ def _run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 def linking_table(results: dict[str, Any]) -> list[str]:
-    """Base vs BALI rows of the linking results, for the terminal."""
-    lines = [f"{'model':<12} {'pooling':<8} {'Acc@1':>7} {'Acc@5':>7} {'MRR':>7} {'mentions':>9}"]
+    """Base vs BALI rows of the linking results, for the terminal: every subset but "no-composite"."""
+    lines = [f"{'model':<8} {'subset':<22} {'pooling':<8} {'Acc@1':>7} {'Acc@5':>7} {'MRR':>7} {'n':>6}"]
     first = results["rows"][0] if results.get("rows") else {}
-    for row in results.get("rows", []):
-        if row.get("protocol") != first.get("protocol") or row.get("subset") != first.get("subset"):
-            continue
+    rows = [
+        r
+        for r in results.get("rows", [])
+        if r.get("protocol") == first.get("protocol") and r.get("subset") != "no-composite"
+    ]
+    subsets = list(dict.fromkeys(r["subset"] for r in rows))
+    for row in sorted(rows, key=lambda r: subsets.index(r["subset"])):
         lines.append(
-            f"{row['model']:<12} {row['pooling']:<8} {row['acc@1']:>7.3f} {row['acc@5']:>7.3f} "
-            f"{row['mrr']:>7.3f} {row['mentions']:>9}"
+            f"{row['model']:<8} {row['subset']:<22} {row['pooling']:<8} {row['acc@1']:>7.3f} "
+            f"{row['acc@5']:>7.3f} {row['mrr']:>7.3f} {row['mentions']:>6}"
         )
     return lines
 

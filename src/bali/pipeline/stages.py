@@ -9,7 +9,10 @@ from bali.artifacts import write_json_atomic
 from bali.errors import BadInputError
 
 if TYPE_CHECKING:
+    from bali.evaluate.mentions import Mention
     from bali.pipeline.run import Pipeline
+
+IN_CORPUS, NOT_IN_CORPUS = "concept in corpus", "concept not in corpus"
 
 
 def run_kg(p: Pipeline, fresh: bool) -> dict[str, Any]:
@@ -40,6 +43,23 @@ def run_train(p: Pipeline, fresh: bool) -> dict[str, Any]:
     return train(p.config, p.data_dir, p.run_dir, resume=resume, overwrite=not resume)
 
 
+def corpus_coverage_subsets(p: Pipeline) -> dict[str, Callable[[Mention], bool]]:
+    """Held-out rows split by whether the linked corpus mentions the concept.
+
+    Alignment only sees a concept directly when a sentence mentions it; the split shows how much of
+    a change comes from concepts training saw and how much carries over to the rest of the KG.
+    """
+    from bali.corpus.artifact import LinkedCorpus
+    from bali.evaluate.dictionary import kg_node_key
+
+    seen = {kg_node_key(int(n)) for n in LinkedCorpus(p.corpus_dir).mentioned_nodes()}
+
+    def in_corpus(mention: Mention) -> bool:
+        return any(key in seen for alternative in mention.gold for key in alternative)
+
+    return {IN_CORPUS: in_corpus, NOT_IN_CORPUS: lambda mention: not in_corpus(mention)}
+
+
 def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     """Zero-shot linking of the base model and the trained model under one protocol, then the report."""
     from bali.evaluate.linking import evaluate_linking
@@ -47,8 +67,10 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     from bali.export import export_run
 
     ev = p.config.eval
+    subsets = None
     if ev.linking_format == "heldout":
         dictionary, mentions = str(p.kg_dir), ev.linking_mentions or str(p.kg_dir)
+        subsets = corpus_coverage_subsets(p)
     else:
         dictionary, mentions = ev.linking_dictionary or str(p.kg_dir), ev.linking_mentions
     if mentions is None:
@@ -64,6 +86,7 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
         batch_size=ev.batch_size,
         out_dir=p.eval_dir,
         overwrite=True,
+        subsets=subsets,
     )
     metrics = p.run_dir / "metrics.jsonl"
     report = write_report(
