@@ -22,14 +22,15 @@ minute. It prints, for the base model and each given model:
 from __future__ import annotations
 
 import argparse
-import csv
 
 import numpy as np
 
-from bali.corpus.artifact import LinkedCorpus
+from bali.evaluate.dictionary import kg_node_key
 from bali.evaluate.encode import encode_texts
+from bali.evaluate.mentions import read_heldout
 from bali.kg.graph import KnowledgeGraph
 from bali.lm import load_encoder, load_tokenizer
+from bali.pipeline.stages import IN_CORPUS, corpus_coverage_subsets
 
 
 def main() -> None:
@@ -44,19 +45,19 @@ def main() -> None:
     args = parser.parse_args()
 
     kg = KnowledgeGraph.load(args.kg)
-    with open(kg.heldout_path(), encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    gold = np.array([int(r["node_id"]) for r in rows])
-    queries = [r["name"] for r in rows]
-    seen = set(LinkedCorpus(args.corpus).mentioned_nodes().tolist())
-    covered = np.array([g in seen for g in gold])
+    heldout = read_heldout(args.kg)
+    gold = np.array([m.gold[0][0] for m in heldout])  # one KG node key per held-out synonym
+    queries = [m.text for m in heldout]
+    in_corpus = corpus_coverage_subsets(args.corpus)[IN_CORPUS]
+    covered = np.array([in_corpus(m) for m in heldout])
     rng = np.random.default_rng(0)
-    nodes = np.unique(np.concatenate([gold, rng.choice(kg.num_nodes, args.distractors, replace=False)]))
+    gold_nodes = np.array([kg.node_id(m.doc_id) for m in heldout])  # doc_id is the source id
+    nodes = np.unique(np.concatenate([gold_nodes, rng.choice(kg.num_nodes, args.distractors, replace=False)]))
     names, owner = [], []
     for node in nodes.tolist():
         for name in kg.names(node):
             names.append(name)
-            owner.append(node)
+            owner.append(kg_node_key(node))
     owners = np.array(owner)
     unrelated = [
         kg.names(int(n))[0] for n in np.random.default_rng(1).choice(kg.num_nodes, 2000, replace=False)

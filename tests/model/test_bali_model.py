@@ -11,8 +11,8 @@ from transformers import BertConfig, BertForMaskedLM
 
 from bali.data.batch import BaliBatch
 from bali.errors import BadInputError
-from bali.model.bali import LOSS_KEYS, BaliModel
-from bali.model.config import ModelConfig
+from bali.model.bali import BaliModel
+from bali.model.config import LOSS_KEYS, ModelConfig
 
 
 @pytest.mark.parametrize("encoder", ["gat", "sage", "linear"])

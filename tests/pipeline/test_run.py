@@ -133,7 +133,7 @@ def test_heldout_rows_are_split_by_corpus_coverage(tmp_path: Path) -> None:
             writer.add("d0", 0, "Aspirin eases headache.", [(0, 7, [0], "dict"), (14, 22, [2, 5], "dict")])
         write_json_atomic(tmp / "manifest.json", make_manifest("corpus", {}, {}, {"sentences": 1}))
     assert LinkedCorpus(p.corpus_dir).mentioned_nodes().tolist() == [0, 2, 5]
-    subsets = stage_module.corpus_coverage_subsets(p)
+    subsets = stage_module.corpus_coverage_subsets(p.corpus_dir)
 
     def heldout(node: int) -> Mention:
         return Mention(f"C{node}", 0, 0, "a synonym", "heldout", ((kg_node_key(node),),), False, "heldout", 2)

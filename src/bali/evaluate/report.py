@@ -14,8 +14,7 @@ import numpy as np
 
 from bali.errors import BadInputError
 from bali.jsonlines import read_json_objects
-
-TRAINING_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss")
+from bali.model.config import LOSS_KEYS
 
 
 def _pyplot() -> Any:
@@ -41,7 +40,7 @@ def plot_training_curves(records: Sequence[dict[str, Any]], out: Path) -> Path |
     """Loss components against step (training lines, validation markers) and the learning rate."""
     train = [r for r in records if r.get("split", "train") == "train" and "step" in r]
     valid = [r for r in records if r.get("split") == "validation" and "step" in r]
-    keys = [k for k in TRAINING_KEYS if any(k in r for r in train + valid)]
+    keys = [k for k in LOSS_KEYS if any(k in r for r in train + valid)]
     if not keys:
         return None
     has_lr = any("lr" in r for r in train)

@@ -23,9 +23,6 @@ from bali.model.losses import info_nce_loss, multi_similarity_loss
 # batch of mostly short names does not pay for its longest one. 64 keeps the LM calls few.
 NAME_CHUNK = 64
 
-# What ``BaliModel.forward`` returns: the total loss and its parts (the trainer logs all of them).
-LOSS_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss")
-
 
 class MLMHead(nn.Module):
     """BERT's prediction head: Linear -> GELU -> LayerNorm -> Linear(vocab) + bias, decoder untied."""
@@ -172,13 +169,17 @@ class BaliModel(nn.Module):
         return out[torch.argsort(order)]
 
     def text_embeddings(self, states: torch.Tensor, batch: Any) -> torch.Tensor:
-        """Mean of each entity's mention-token states (scatter-mean over ``mention_token_index``)."""
+        """Mean of each entity's mention-token states (scatter-mean over ``mention_token_index``).
+
+        With ``center_embeddings`` the batch mean is subtracted, as for the name features.
+        """
         flat = states.reshape(-1, states.shape[-1])
         positions, entities = batch.mention_token_index[0], batch.mention_token_index[1]
         n = batch.num_entities
         sums = flat.new_zeros((n, flat.shape[-1])).index_add_(0, entities, flat[positions])
         counts = torch.bincount(entities, minlength=n).clamp(min=1).to(flat.dtype)
-        return sums / counts.unsqueeze(-1)
+        text = sums / counts.unsqueeze(-1)
+        return text - text.mean(dim=0, keepdim=True) if self.config.center_embeddings else text
 
     def graph_embeddings(self, batch: Any) -> torch.Tensor:
         """Graph embeddings of the N target concepts, [N, d]."""
@@ -235,8 +236,6 @@ class BaliModel(nn.Module):
             name_align = mlm.new_zeros(())
         else:
             text = self.text_embeddings(pooled_states, batch)
-            if self.config.center_embeddings:
-                text = text - text.mean(dim=0, keepdim=True)
             graph, target_names = self._graph_side(batch)
             align = self.alignment_loss(text, graph, batch.entity_node_ids)
             name_align = (

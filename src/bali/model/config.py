@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# What ``BaliModel.forward`` returns: the total loss and its parts (the trainer and report log them).
+LOSS_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss")
+
 
 class ModelConfig(BaseModel):
     """LM, graph encoder and losses; defaults follow the published PubMedBERT + GAT command."""

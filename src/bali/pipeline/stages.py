@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bali.artifacts import write_json_atomic
@@ -43,7 +44,7 @@ def run_train(p: Pipeline, fresh: bool) -> dict[str, Any]:
     return train(p.config, p.data_dir, p.run_dir, resume=resume, overwrite=not resume)
 
 
-def corpus_coverage_subsets(p: Pipeline) -> dict[str, Callable[[Mention], bool]]:
+def corpus_coverage_subsets(corpus_dir: str | Path) -> dict[str, Callable[[Mention], bool]]:
     """Held-out rows split by whether the linked corpus mentions the concept.
 
     Alignment only sees a concept directly when a sentence mentions it; the split shows how much of
@@ -52,7 +53,7 @@ def corpus_coverage_subsets(p: Pipeline) -> dict[str, Callable[[Mention], bool]]
     from bali.corpus.artifact import LinkedCorpus
     from bali.evaluate.dictionary import kg_node_key
 
-    seen = {kg_node_key(int(n)) for n in LinkedCorpus(p.corpus_dir).mentioned_nodes()}
+    seen = {kg_node_key(int(n)) for n in LinkedCorpus(corpus_dir).mentioned_nodes()}
 
     def in_corpus(mention: Mention) -> bool:
         return any(key in seen for alternative in mention.gold for key in alternative)
@@ -70,7 +71,7 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     subsets = None
     if ev.linking_format == "heldout":
         dictionary, mentions = str(p.kg_dir), ev.linking_mentions or str(p.kg_dir)
-        subsets = corpus_coverage_subsets(p)
+        subsets = corpus_coverage_subsets(p.corpus_dir)
     else:
         dictionary, mentions = ev.linking_dictionary or str(p.kg_dir), ev.linking_mentions
     if mentions is None:

@@ -26,7 +26,8 @@ from bali.artifacts import read_manifest, write_json_atomic
 from bali.config import BaliConfig, dump_config
 from bali.errors import BadInputError
 from bali.lm import load_tokenizer, tokenizer_fingerprint
-from bali.model.bali import LOSS_KEYS, BaliModel
+from bali.model.bali import BaliModel
+from bali.model.config import LOSS_KEYS
 from bali.train.checkpoints import TrainerState, load_latest, write_checkpoint
 
 logger = logging.getLogger(__name__)
