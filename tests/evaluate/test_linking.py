@@ -12,7 +12,15 @@ from bali.corpus.abbreviations import find_abbreviations
 from bali.errors import BadInputError
 from bali.evaluate import linking
 from bali.evaluate.dictionary import build_dictionary, load_dictionary, load_dictionary_file
-from bali.evaluate.linking import evaluate_linking, gold_concepts, knn, rank_concepts, score
+from bali.evaluate.linking import (
+    evaluate_linking,
+    gold_concepts,
+    knn,
+    mcnemar_exact_p,
+    paired_comparisons,
+    rank_concepts,
+    score,
+)
 from bali.evaluate.mentions import read_biosyn, read_heldout, read_pubtator
 
 
@@ -197,6 +205,25 @@ def test_evaluate_linking_counts_and_rows(
     assert (out / "report.md").read_text().count("Acc@1") >= 1
     assert (out / "linking_acc.png").stat().st_size > 1000
     assert len(list((out / "predictions").glob("*.jsonl"))) == 2 * 2 * 2
+    assert [(c["model"], c["won"], c["lost"], c["p_value"]) for c in saved["paired"]] == [
+        ("m2", 0, 0, 1.0)
+    ] * 4  # the same encoder twice: no discordant mention, per pooling and protocol
+    assert "exact McNemar p = 1" in (out / "report.md").read_text()
+
+
+def test_paired_comparison_counts_discordant_mentions_and_their_exact_p() -> None:
+    assert mcnemar_exact_p(5, 0) == pytest.approx(2 / 32)  # 5 coin flips all one way, two-sided
+    assert mcnemar_exact_p(0, 0) == 1.0 and mcnemar_exact_p(3, 3) == 1.0
+    assert mcnemar_exact_p(27, 18) == pytest.approx(0.2327, abs=1e-4)  # binomial(45, 1/2) tail
+    base = np.array([True, True, False, False, True])
+    hits = {
+        ("base", "mean", "zero-shot"): base,
+        ("bali", "mean", "zero-shot"): np.array([True, False, True, True, True]),
+        ("bali", "cls", "zero-shot"): base,  # no base row for cls: nothing to pair with
+    }
+    (row,) = paired_comparisons(hits)
+    assert (row["model"], row["against"], row["won"], row["lost"]) == ("bali", "base", 2, 1)
+    assert row["p_value"] == 1.0
 
 
 def test_evaluate_linking_heldout(exact_match_encoder: None, tiny_kg: Path) -> None:

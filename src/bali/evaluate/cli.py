@@ -10,7 +10,7 @@ from bali.errors import BadInputError
 
 
 def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    from bali.evaluate.linking import evaluate_linking, format_rows
+    from bali.evaluate.linking import evaluate_linking, format_paired, format_rows
 
     if (args.dictionary is None) == (args.kg is None):
         raise BadInputError("give exactly one of --dictionary FILE and --kg DIR")
@@ -43,7 +43,7 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         f"{100 * best['acc@1']:.2f} ({best['model']}, {best['pooling']}, {best['protocol']}, {best['subset']}) "
         f"in {result['timing']['total_seconds']:.0f} s -> {args.out}"
     )
-    return summary + "\n" + format_rows(result), result
+    return "\n".join([summary, format_rows(result), *format_paired(result)]), result
 
 
 def _task(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:

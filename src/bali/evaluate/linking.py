@@ -12,12 +12,16 @@ The protocol (printed with every result, because published numbers differ mostly
 - ids are normalised with :func:`bali.ids.normalise_id`; mentions without a gold id (``-1``) are not
   scored but counted; mentions whose gold ids are all absent from the dictionary stay in the
   denominator (they can never be right) and are counted, as are the distinct missing ids;
-- MRR is computed over the top ``mrr_depth`` concepts (a gold concept ranked lower contributes 0).
+- MRR is computed over the top ``mrr_depth`` concepts (a gold concept ranked lower contributes 0);
+- every model after the first is also compared with the first, mention by mention: the mentions
+  only it gets right at 1 (won), only the first gets right (lost), and the two-sided exact McNemar
+  p-value of that split, because two Acc@1 a few mentions apart are usually not different.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -173,6 +177,51 @@ def load_mentions(
     raise BadInputError(f"unknown mention format '{mention_format}' (expected one of {FORMATS})")
 
 
+def mcnemar_exact_p(won: int, lost: int) -> float:
+    """Two-sided exact McNemar p-value: P(a split at least this uneven | each discordant pair is a coin flip)."""
+    n = won + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(won, lost) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_comparisons(hits: Mapping[tuple[str, str, str], np.ndarray]) -> list[dict[str, Any]]:
+    """Each model against the first one, per (pooling, protocol): Acc@1 wins, losses and McNemar p.
+
+    ``hits`` maps (model, pooling, protocol) to the hit@1 vector over the same mentions, in the
+    order the models were evaluated.
+    """
+    first = next(iter(hits), None)
+    rows = []
+    for (model, pooling, protocol), hit in hits.items():
+        reference = hits.get((first[0], pooling, protocol)) if first else None
+        if model == first[0] or reference is None:
+            continue
+        won, lost = int((hit & ~reference).sum()), int((reference & ~hit).sum())
+        rows.append(
+            {
+                "model": model,
+                "against": first[0],
+                "pooling": pooling,
+                "protocol": protocol,
+                "won": won,
+                "lost": lost,
+                "p_value": mcnemar_exact_p(won, lost),
+            }
+        )
+    return rows
+
+
+def format_paired(result: dict[str, Any]) -> list[str]:
+    """One line per paired comparison, for the terminal and report.md."""
+    return [
+        f"{c['model']} vs {c['against']} ({c['pooling']}, {c['protocol']}): right where it was wrong on "
+        f"{c['won']} mentions, wrong where it was right on {c['lost']}; exact McNemar p = {c['p_value']:.3g}"
+        for c in result.get("paired", [])
+    ]
+
+
 def mention_stats(mentions: Sequence[Mention], dictionary: Dictionary) -> dict[str, Any]:
     """Counts that must accompany the metrics: nothing is dropped without being counted."""
     with_gold = [m for m in mentions if m.gold]
@@ -276,6 +325,7 @@ def evaluate_linking(
     used: set[str] = set(labels)
     rows: list[dict[str, Any]] = []
     predictions: dict[str, list[dict[str, Any]]] = {}
+    hits: dict[tuple[str, str, str], np.ndarray] = {}
     timing: dict[str, float] = {"load_seconds": time.perf_counter() - started}
     for m_index, model_name in enumerate(models):
         label = labels[m_index] if m_index < len(labels) else _model_label(str(model_name), used)
@@ -308,6 +358,9 @@ def evaluate_linking(
                             **metrics,
                         }
                     )
+                hits[label, p, protocol] = np.array(
+                    [len(r) > 0 and int(r[0]) in g for r, g in zip(ranked, gold, strict=True)]
+                )
                 predictions[f"{label}.{p}.{protocol}"] = [
                     {
                         "doc_id": m.doc_id,
@@ -345,6 +398,7 @@ def evaluate_linking(
             "device": device,
         },
         "rows": rows,
+        "paired": paired_comparisons(hits),
         "timing": timing,
     }
     if out_dir is not None:

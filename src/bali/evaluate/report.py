@@ -157,7 +157,7 @@ def plot_embeddings(path: str | Path, out: Path, max_points: int = 500, seed: in
 
 
 def _linking_section(result: dict[str, Any]) -> list[str]:
-    from bali.evaluate.linking import format_rows
+    from bali.evaluate.linking import format_paired, format_rows
 
     d, m = result["dictionary"], result["mentions"]
     lines = [
@@ -196,6 +196,14 @@ def _linking_section(result: dict[str, Any]) -> list[str]:
         "```",
         "",
     ]
+    paired = format_paired(result)
+    if paired:
+        lines += [
+            "**Paired with the first model** (all mentions, Acc@1):",
+            "",
+            *[f"- {p}" for p in paired],
+            "",
+        ]
     return lines
 
 

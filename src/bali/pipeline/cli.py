@@ -10,6 +10,7 @@ from typing import Any
 
 from bali.cli import add_json_flag
 from bali.config import load_config
+from bali.evaluate.linking import format_paired
 from bali.pipeline.run import STAGES, Pipeline
 
 DEMO_PRESET = "demo.yaml"
@@ -57,6 +58,7 @@ def _demo(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     eval_dir = Path(config.out_dir) / "eval"
     results = json.loads((eval_dir / "results.json").read_text(encoding="utf-8"))
     lines = ["", "Held-out-synonym entity linking (zero-shot, embedded KG):", *linking_table(results)]
+    lines += format_paired(results)
     lines.append(f"Report: {eval_dir / 'report.md'}")
     print("\n".join(lines))
     report["linking"] = results
