@@ -86,13 +86,14 @@ class SyntheticWorld:
             return rows.setdefault(name, len(rows))
 
         graph_nodes = [name_row(c) for c in node_ids]
-        sources, targets = [], []
+        sources, targets, neighbour_ids = [], [], []
         for target, concept in enumerate(node_ids):
             adjacent = self.neighbours[concept]
             for nb in rng.choice(adjacent, size=min(k, len(adjacent)), replace=False):
                 sources.append(len(graph_nodes))
                 targets.append(target)
                 graph_nodes.append(name_row(int(nb)))
+                neighbour_ids.append(int(nb))
         longest = max(len(name) for name in rows) + 2
         names = torch.full((len(rows), longest), pad, dtype=torch.long)
         for name, row in rows.items():
@@ -108,6 +109,7 @@ class SyntheticWorld:
             graph_node_names=torch.tensor(graph_nodes, dtype=torch.long),
             graph_edge_index=torch.tensor([sources, targets], dtype=torch.long),
             graph_edge_relations=torch.zeros(len(sources), dtype=torch.long),
+            neighbour_node_ids=torch.tensor(neighbour_ids, dtype=torch.long),
         )
 
 

@@ -87,10 +87,12 @@ def test_edges_are_kg_edges_and_names_belong_to_their_nodes(dataset: BaliDataset
     ]
     for g, row in enumerate(batch.graph_node_names.tolist()[:n]):
         assert decoded[row] in names[node_of[g]]
+    neighbour_ids = batch.neighbour_node_ids.tolist()
     for j, (src, tgt) in enumerate(batch.graph_edge_index.T.tolist()):
         relation = batch.graph_edge_relations[j].item()
         name = decoded[batch.graph_node_names[src].item()]
-        assert any(name in names[d] for d, r in NEIGHBOURS[node_of[tgt]] if r == relation)
+        assert (neighbour_ids[j], relation) in NEIGHBOURS[node_of[tgt]]
+        assert name in names[neighbour_ids[j]]
     assert files.array(layout.GRAPH_INDPTR).shape[0] == files.manifest["counts"]["target_nodes"] + 1
 
 

@@ -75,6 +75,7 @@ def random_batch(
         graph_node_names=torch.stack(graph_nodes).long(),
         graph_edge_index=edge_index,
         graph_edge_relations=torch.zeros(edge_index.shape[1], dtype=torch.long),
+        neighbour_node_ids=torch.stack(graph_nodes[len(node_ids) :]).long().reshape(-1),
         linear_input_ids=linear_ids,
         linear_attention_mask=linear_mask,
     )

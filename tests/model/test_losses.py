@@ -11,14 +11,18 @@ import torch.nn.functional as F
 from bali.model.losses import info_nce_loss, multi_similarity_loss
 
 
-def _literal_info_nce(z: torch.Tensor, labels: list[int], tau: float) -> float:
-    """pytorch_metric_learning's NTXentLoss semantics, written as loops over ordered pairs."""
+def _literal_info_nce(z: torch.Tensor, labels: list[int], tau: float, anchors: int | None = None) -> float:
+    """pytorch_metric_learning's NTXentLoss semantics, written as loops over ordered pairs.
+
+    Only the first ``anchors`` rows (default: all) are anchors and positives; the rest are negatives.
+    """
     z = F.normalize(z, dim=-1)
     s = (z @ z.T).tolist()
+    anchors = len(labels) if anchors is None else anchors
     losses = []
-    for a in range(len(labels)):
+    for a in range(anchors):
         negatives = [math.exp(s[a][n] / tau) for n in range(len(labels)) if labels[n] != labels[a]]
-        for p in range(len(labels)):
+        for p in range(anchors):
             if p != a and labels[p] == labels[a]:
                 pos = math.exp(s[a][p] / tau)
                 losses.append(-math.log(pos / (pos + sum(negatives))))
@@ -82,3 +86,19 @@ def test_multi_similarity_hand_computed_and_sane() -> None:
     assert got == pytest.approx(expected, rel=1e-6)
     far = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # positives apart, negatives together
     assert multi_similarity_loss(far, labels).item() > got
+
+
+def test_info_nce_extra_negatives_only_join_the_denominators_of_other_concepts() -> None:
+    torch.manual_seed(0)
+    z = torch.randn(6, 4)
+    labels = torch.tensor([1, 2, 3, 1, 2, 3])
+    extra = torch.randn(3, 4)
+    everything = torch.cat([z, extra])
+    for extra_labels in ([8, 8, 9], [1, 1, 2]):  # the second: concepts 1 and 2 never see their own names
+        got = info_nce_loss(z, labels, 0.1, extra, torch.tensor(extra_labels))
+        # The literal definition with the extra rows as negatives that are never anchors or positives.
+        literal = _literal_info_nce(everything, [*labels.tolist(), *extra_labels], 0.1, anchors=6)
+        assert got.item() == pytest.approx(literal, rel=1e-5)
+    plain = info_nce_loss(z, labels, 0.1)
+    assert info_nce_loss(z, labels, 0.1, extra, torch.tensor([8, 8, 9])) > plain
+    assert info_nce_loss(z, labels, 0.1, extra[:0], torch.tensor([], dtype=torch.long)) == plain

@@ -27,6 +27,7 @@ class BaliBatch:
     graph_node_names: torch.Tensor  # [N + N_nb] row of the name matrix of each graph node
     graph_edge_index: torch.Tensor  # [2, N_nb] neighbour (N + j) -> target (< N)
     graph_edge_relations: torch.Tensor  # [N_nb] relation id of each edge
+    neighbour_node_ids: torch.Tensor  # [N_nb] KG node id of each sampled neighbour
     linear_input_ids: torch.Tensor | None = None  # [N, Lg] linear-graph mode only
     linear_attention_mask: torch.Tensor | None = None  # [N, Lg]
 

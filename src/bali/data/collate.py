@@ -140,12 +140,13 @@ class BaliCollator:
             files.array(layout.NAME_INPUT_IDS), files.array(layout.NAME_OFFSETS), distinct, self.pad_id
         )
         num_entities = len(targets)
+        node_ids = np.asarray(files.array(layout.NODES)[graph_nodes], dtype=np.int64)
         batch = BaliBatch(
             input_ids=torch.from_numpy(corrupted),
             attention_mask=torch.from_numpy(attention),
             mlm_labels=torch.from_numpy(labels),
             mention_token_index=torch.from_numpy(mention_index.astype(np.int64)),
-            entity_node_ids=torch.from_numpy(np.asarray(files.array(layout.NODES)[targets], dtype=np.int64)),
+            entity_node_ids=torch.from_numpy(node_ids[:num_entities]),
             name_input_ids=torch.from_numpy(name_ids),
             name_attention_mask=torch.from_numpy(name_mask),
             graph_node_names=torch.from_numpy(graph_node_names.astype(np.int64)),
@@ -153,6 +154,7 @@ class BaliCollator:
                 np.stack([num_entities + np.arange(len(owner), dtype=np.int64), owner])
             ),
             graph_edge_relations=torch.from_numpy(relations),
+            neighbour_node_ids=torch.from_numpy(node_ids[num_entities:]),
         )
         if self.graph_format == "linear":
             ids, mask = linearise(

@@ -124,6 +124,13 @@ class BaliModel(nn.Module):
                 "model.name_alignment_weight needs a GNN graph encoder (gat or sage): the linear graph "
                 "encodes no target names on their own"
             )
+        if model_config.neighbour_negatives and (
+            self.graph_encoder is None or model_config.loss != "infonce"
+        ):
+            raise BadInputError(
+                "model.neighbour_negatives needs model.loss=infonce and a GNN graph encoder (gat or "
+                "sage): the neighbours' names join InfoNCE's denominators"
+            )
 
     # ----------------------------------------------------------------------------------- encoders
     def lm_parameters(self) -> list[nn.Parameter]:
@@ -186,7 +193,7 @@ class BaliModel(nn.Module):
         return self._graph_side(batch)[0]
 
     def _graph_side(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Graph embeddings of the N targets and their name encodings before the graph encoder.
+        """Graph embeddings of the N targets and the name encodings of every graph node (targets first).
 
         The name encodings are None for the linear graph, which encodes no names on their own.
         """
@@ -205,7 +212,7 @@ class BaliModel(nn.Module):
             names = names - names.mean(dim=0, keepdim=True)
         features = names[batch.graph_node_names]
         graph = self.graph_encoder(features, batch.graph_edge_index, batch.num_entities)
-        return graph, features[: batch.num_entities]
+        return graph, features
 
     # ------------------------------------------------------------------------------------ losses
     def _mlm_loss(self, last: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -216,15 +223,25 @@ class BaliModel(nn.Module):
             return logits.sum() * 0.0
         return F.cross_entropy(logits, labels[selected])
 
-    def alignment_loss(self, text: torch.Tensor, graph: torch.Tensor, node_ids: torch.Tensor) -> torch.Tensor:
-        """InfoNCE (or MS) over cat(text, graph) with labels cat(ids, ids)."""
+    def alignment_loss(
+        self,
+        text: torch.Tensor,
+        graph: torch.Tensor,
+        node_ids: torch.Tensor,
+        negatives: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """InfoNCE (or MS) over cat(text, graph) with labels cat(ids, ids).
+
+        ``negatives`` (embeddings, node ids) only join InfoNCE's denominators (``neighbour_negatives``).
+        """
         embeddings = torch.cat([text, graph])
         labels = torch.cat([node_ids, node_ids])
         if self.config.loss == "ms":
             return multi_similarity_loss(
                 embeddings, labels, self.config.ms_alpha, self.config.ms_beta, self.config.ms_base
             )
-        return info_nce_loss(embeddings, labels, self.config.temperature)
+        extra, extra_labels = negatives if negatives is not None else (None, None)
+        return info_nce_loss(embeddings, labels, self.config.temperature, extra, extra_labels)
 
     def forward(self, batch: Any) -> dict[str, torch.Tensor]:
         """Weighted sum of MLM, alignment and name alignment (``LOSS_KEYS``), plus each part for logging."""
@@ -236,10 +253,16 @@ class BaliModel(nn.Module):
             name_align = mlm.new_zeros(())
         else:
             text = self.text_embeddings(pooled_states, batch)
-            graph, target_names = self._graph_side(batch)
-            align = self.alignment_loss(text, graph, batch.entity_node_ids)
+            graph, names = self._graph_side(batch)
+            target_names = None if names is None else names[: batch.num_entities]
+            negatives = (
+                (names[batch.num_entities :], batch.neighbour_node_ids)
+                if self.config.neighbour_negatives and names is not None
+                else None
+            )
+            align = self.alignment_loss(text, graph, batch.entity_node_ids, negatives)
             name_align = (
-                self.alignment_loss(text, target_names, batch.entity_node_ids)
+                self.alignment_loss(text, target_names, batch.entity_node_ids, negatives)
                 if self.config.name_alignment_weight and target_names is not None
                 else mlm.new_zeros(())
             )

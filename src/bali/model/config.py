@@ -27,12 +27,21 @@ class ModelConfig(BaseModel):
     # InfoNCE between mention embeddings and the LM encodings of the target concepts' own names,
     # before the graph encoder. It trains the name space that zero-shot linking searches directly.
     name_alignment_weight: float = Field(default=0.0, ge=0.0)
+    # Add the names of the sampled neighbours (parents, children, related concepts) to InfoNCE's
+    # negatives (not in the reference). In-batch negatives are mostly unrelated concepts, so the
+    # alignment can succeed on coarse topic features while blurring a concept with its siblings,
+    # the very distinction synonym linking needs (README, "Demo").
+    neighbour_negatives: bool = False
     ms_alpha: float = 2.0
     ms_beta: float = 50.0
     ms_base: float = 0.5
     gnn_layers: int = Field(default=5, ge=1)
     gnn_heads: int = Field(default=2, ge=1)
     gnn_hidden: int | None = Field(default=None, ge=1)
+    # Graph embedding = target's name feature + gate * GNN output, the gate starting at zero (the
+    # reference has no skip). A short budget cannot train a 5-layer GNN from scratch before its
+    # noise has already reached the LM through the alignment loss (README, "Demo").
+    graph_residual: bool = False
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     attention_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     text_pooling_layer: int = -1

@@ -19,19 +19,31 @@ def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return same & ~eye, ~same
 
 
-def info_nce_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+def info_nce_loss(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 0.07,
+    extra_negatives: torch.Tensor | None = None,
+    extra_labels: torch.Tensor | None = None,
+) -> torch.Tensor:
     """NT-Xent / InfoNCE with several positives per anchor, averaged over positive pairs.
 
     For a positive pair (a, p): ``-log(exp(s_ap/t) / (exp(s_ap/t) + sum_n exp(s_an/t)))`` where n runs
     over the anchor's negatives only; the anchor's other positives are *not* in the denominator.
     Computed as ``softplus(logsumexp_n(s_an/t) - s_ap/t)``, which is the same quantity without
     overflow. No positive pairs (or no negatives at all) gives zero, as in pytorch_metric_learning.
+    ``extra_negatives`` [K, d] (labelled ``extra_labels``) only join the denominators, as negatives of
+    the anchors whose label differs; they are never anchors or positives themselves.
     """
     z = F.normalize(embeddings.float(), dim=-1)
     logits = z @ z.T / temperature
     positive, negative = _pair_masks(labels)
     if not bool(positive.any()):
         return logits.sum() * 0.0
+    if extra_negatives is not None and extra_labels is not None and extra_labels.numel():
+        extra = F.normalize(extra_negatives.float(), dim=-1)
+        logits = torch.cat([logits, z @ extra.T / temperature], dim=1)
+        negative = torch.cat([negative, labels.unsqueeze(1) != extra_labels.unsqueeze(0)], dim=1)
     neg_lse = torch.logsumexp(logits.masked_fill(~negative, float("-inf")), dim=1)  # [M], -inf if none
     anchor, other = positive.nonzero(as_tuple=True)
     return F.softplus(neg_lse[anchor] - logits[anchor, other]).mean()
