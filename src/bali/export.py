@@ -169,7 +169,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False
             "dropout": model_cfg.get("dropout"),
             "attention_dropout": model_cfg.get("attention_dropout"),
             "name_pooling": model_cfg.get("name_pooling"),
-            "residual": bool(model_cfg.get("graph_residual", False)),
         }
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         lm.save_pretrained(tmp, safe_serialization=True)

@@ -100,26 +100,6 @@ def test_centering_makes_the_losses_blind_to_a_shift_shared_by_every_row(
         assert (grad.norm() < 1e-6) == center
 
 
-@pytest.mark.parametrize("encoder", ["gat", "sage"])
-def test_residual_graph_starts_at_the_target_names_and_its_gate_learns(
-    encoder: str, tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
-) -> None:
-    batch = make_batch()
-    torch.manual_seed(0)
-    model = BaliModel(ModelConfig(graph_encoder=encoder, gnn_layers=2, graph_residual=True), tiny_bert_dir)
-    graph, names = model.eval()._graph_side(batch)
-    assert torch.equal(
-        graph, names[: batch.num_entities]
-    )  # gate 0: the graph embedding is the target's name feature
-    model.train()(batch)["loss"].backward()
-    gate = model.graph_encoder.gate
-    assert gate in set(model.other_parameters()) and gate.grad is not None and gate.grad.abs() > 0
-    plain = BaliModel(ModelConfig(graph_encoder=encoder, gnn_layers=2), tiny_bert_dir).eval()
-    assert plain.graph_encoder.gate is None
-    graph, names = plain._graph_side(batch)
-    assert not torch.allclose(graph, names[: batch.num_entities])
-
-
 def test_neighbour_negatives_push_mentions_away_from_the_neighbours_names(
     tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
 ) -> None:

@@ -38,10 +38,6 @@ class ModelConfig(BaseModel):
     gnn_layers: int = Field(default=5, ge=1)
     gnn_heads: int = Field(default=2, ge=1)
     gnn_hidden: int | None = Field(default=None, ge=1)
-    # Graph embedding = target's name feature + gate * GNN output, the gate starting at zero (the
-    # reference has no skip). A short budget cannot train a 5-layer GNN from scratch before its
-    # noise has already reached the LM through the alignment loss (README, "Demo").
-    graph_residual: bool = False
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     attention_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     text_pooling_layer: int = -1

@@ -3,8 +3,6 @@
 Nodes are the N targets followed by their sampled neighbours; edges go neighbour -> target. Both
 encoders stack message-passing layers with dropout then GELU between them (the reference order) and
 finish with an output head Linear -> LayerNorm(eps 1e-12) -> Dropout applied to the target rows only.
-With ``residual`` (not in the reference) the graph embedding is the target's own name feature plus a
-learnt scalar gate, starting at zero, times that head's output.
 The linear-graph variant has no module here: the LM itself reads the linearised subgraph.
 """
 
@@ -33,17 +31,11 @@ class GraphEncoder(nn.Module):
 
     kind = "gnn"
 
-    def __init__(
-        self, width: int, hidden: int, num_layers: int, dropout: float, residual: bool = False
-    ) -> None:
+    def __init__(self, width: int, hidden: int, num_layers: int, dropout: float) -> None:
         super().__init__()
         self.width = width
         self.hidden = hidden
         self.num_layers = num_layers
-        # A freshly initialised GNN maps every subgraph to noise, so for its first hundreds of steps
-        # the alignment pulls mentions towards noise. The zero gate starts the graph embedding at
-        # the target's name feature, a target the LM can already match, and opens as the GNN learns.
-        self.gate = nn.Parameter(torch.zeros(())) if residual else None
         sizes = [width] + [hidden] * (num_layers - 1) + [width]
         self.convs = nn.ModuleList(self.make_conv(i, o) for i, o in itertools.pairwise(sizes))
         self.dropout = nn.Dropout(dropout)
@@ -55,13 +47,11 @@ class GraphEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, num_targets: int) -> torch.Tensor:
         """Node features [N + N_nb, width] and edges [2, N_nb] -> graph embeddings of the targets [N, width]."""
-        targets = x[:num_targets]
         for i, conv in enumerate(self.convs):
             x = conv(x, edge_index)
             if i < len(self.convs) - 1:
                 x = self.act(self.dropout(x))
-        out = self.head(x[:num_targets])
-        return out if self.gate is None else targets + self.gate * out
+        return self.head(x[:num_targets])
 
     def describe(self) -> dict[str, Any]:
         """What an exported ``graph_encoder_config.json`` needs to rebuild this module."""
@@ -71,7 +61,6 @@ class GraphEncoder(nn.Module):
             "hidden": self.hidden,
             "num_layers": self.num_layers,
             "dropout": self.dropout.p,
-            "residual": self.gate is not None,
         }
 
 
@@ -85,18 +74,11 @@ class GATv2Encoder(GraphEncoder):
     kind = "gat"
 
     def __init__(
-        self,
-        width: int,
-        hidden: int,
-        num_layers: int,
-        heads: int,
-        dropout: float,
-        attention_dropout: float,
-        residual: bool = False,
+        self, width: int, hidden: int, num_layers: int, heads: int, dropout: float, attention_dropout: float
     ) -> None:
         self.heads = heads
         self.attention_dropout = attention_dropout
-        super().__init__(width, hidden, num_layers, dropout, residual)
+        super().__init__(width, hidden, num_layers, dropout)
 
     def make_conv(self, in_channels: int, out_channels: int) -> nn.Module:
         return GATv2Conv(
@@ -139,12 +121,6 @@ def build_graph_encoder(config: ModelConfig, width: int) -> GraphEncoder | None:
                     "GATv2 heads are concatenated, so every layer width must be a multiple of the head count"
                 )
         return GATv2Encoder(
-            width,
-            hidden,
-            config.gnn_layers,
-            config.gnn_heads,
-            config.dropout,
-            config.attention_dropout,
-            config.graph_residual,
+            width, hidden, config.gnn_layers, config.gnn_heads, config.dropout, config.attention_dropout
         )
-    return GraphSAGEEncoder(width, hidden, config.gnn_layers, config.dropout, config.graph_residual)
+    return GraphSAGEEncoder(width, hidden, config.gnn_layers, config.dropout)
