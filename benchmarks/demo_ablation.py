@@ -14,7 +14,8 @@ minute. It prints, for the base model and each given model:
 
 - Acc@1 over all held-out synonyms, over those whose concept the linked corpus mentions, and over
   the rest;
-- wins and losses against the base model (queries only one of the two gets right);
+- wins and losses against the base model (queries only one of the two gets right) and their exact
+  McNemar p-value;
 - the mean cosine of two unrelated names (2,000 random concepts' preferred names), which exposes a
   shared direction in the embeddings: 0.15 for the base MiniLM.
 """
@@ -27,6 +28,7 @@ import numpy as np
 
 from bali.evaluate.dictionary import kg_node_key
 from bali.evaluate.encode import encode_texts
+from bali.evaluate.linking import mcnemar_exact_p
 from bali.evaluate.mentions import read_heldout
 from bali.kg.graph import KnowledgeGraph
 from bali.lm import load_encoder, load_tokenizer
@@ -76,14 +78,17 @@ def main() -> None:
         mean_cos = float((pairs.sum() - np.trace(pairs)) / (len(unrelated) * (len(unrelated) - 1)))
         return hits, mean_cos
 
-    print(f"{'model':<40} {'all':>6} {'in corpus':>9} {'not':>6} {'wins':>5} {'losses':>6} {'mean cos':>8}")
+    print(
+        f"{'model':<40} {'all':>6} {'in corpus':>9} {'not':>6} {'wins':>5} {'losses':>6} {'p':>6} {'mean cos':>8}"
+    )
     base: np.ndarray | None = None
     for model in [args.base, *args.models]:
         hits, mean_cos = evaluate(model)
         base = hits if base is None else base
+        won, lost = int((hits & ~base).sum()), int((~hits & base).sum())
         print(
             f"{model:<40} {hits.mean():>6.3f} {hits[covered].mean():>9.3f} {hits[~covered].mean():>6.3f} "
-            f"{int((hits & ~base).sum()):>5} {int((~hits & base).sum()):>6} {mean_cos:>8.3f}",
+            f"{won:>5} {lost:>6} {mcnemar_exact_p(won, lost):>6.3f} {mean_cos:>8.3f}",
             flush=True,
         )
 
