@@ -140,3 +140,33 @@ def test_heldout_rows_are_split_by_corpus_coverage(tmp_path: Path) -> None:
 
     assert [subsets[stage_module.IN_CORPUS](heldout(n)) for n in (0, 1, 5)] == [True, False, True]
     assert [subsets[stage_module.NOT_IN_CORPUS](heldout(n)) for n in (0, 1, 5)] == [False, True, False]
+
+
+def test_demo_prints_base_and_bali_rows_and_their_pairing(
+    tmp_path: Path, fake_runners: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bali.cli import main
+
+    fake_eval = stage_module.RUNNERS["eval"]
+    row = {"protocol": "zero-shot", "pooling": "mean", "acc@1": 0.5, "acc@5": 0.7, "mrr": 0.6, "mentions": 10}
+    results = {
+        "rows": [{**row, "model": m, "subset": s} for m in ("base", "bali") for s in ("all", "no-composite")],
+        "paired": [
+            {"model": "bali", "against": "base", "pooling": "mean", "protocol": "zero-shot"}
+            | {"won": 3, "lost": 1, "p_value": 0.625}
+        ],
+    }
+
+    def eval_runner(p: Pipeline, fresh: bool) -> dict[str, Any]:
+        report = fake_eval(p, fresh)  # its done marker is results.json: overwrite it with results
+        write_json_atomic(p.plan("eval").output / "results.json", results)
+        return report
+
+    stage_module.RUNNERS["eval"] = eval_runner
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert fake_runners == list(STAGES)
+    table = [line.split() for line in out.splitlines() if line.split()[2:3] == ["mean"]]
+    assert [t[:2] for t in table] == [["base", "all"], ["bali", "all"]]  # no-composite rows left out
+    assert "bali vs base (mean, zero-shot): right where it was wrong on 3 mentions" in out
+    assert "p = 0.625" in out and str(tmp_path / "demo" / "eval" / "report.md") in out
