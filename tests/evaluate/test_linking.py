@@ -224,6 +224,7 @@ def test_paired_comparison_counts_discordant_mentions_and_their_exact_p() -> Non
     (row,) = paired_comparisons(hits)
     assert (row["model"], row["against"], row["won"], row["lost"]) == ("bali", "base", 2, 1)
     assert row["p_value"] == 1.0
+    assert paired_comparisons({}) == [] and paired_comparisons({("base", "mean", "zero-shot"): base}) == []
 
 
 def test_evaluate_linking_heldout(exact_match_encoder: None, tiny_kg: Path) -> None:

@@ -192,17 +192,19 @@ def paired_comparisons(hits: Mapping[tuple[str, str, str], np.ndarray]) -> list[
     ``hits`` maps (model, pooling, protocol) to the hit@1 vector over the same mentions, in the
     order the models were evaluated.
     """
-    first = next(iter(hits), None)
+    if not hits:
+        return []
+    first = next(iter(hits))[0]
     rows = []
     for (model, pooling, protocol), hit in hits.items():
-        reference = hits.get((first[0], pooling, protocol)) if first else None
-        if model == first[0] or reference is None:
+        reference = hits.get((first, pooling, protocol))
+        if model == first or reference is None:
             continue
         won, lost = int((hit & ~reference).sum()), int((reference & ~hit).sum())
         rows.append(
             {
                 "model": model,
-                "against": first[0],
+                "against": first,
                 "pooling": pooling,
                 "protocol": protocol,
                 "won": won,

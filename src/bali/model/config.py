@@ -30,7 +30,7 @@ class ModelConfig(BaseModel):
     # Add the names of the sampled neighbours (parents, children, related concepts) to InfoNCE's
     # negatives (not in the reference). In-batch negatives are mostly unrelated concepts, so the
     # alignment can succeed on coarse topic features while blurring a concept with its siblings,
-    # the very distinction synonym linking needs (README, "Demo").
+    # the very distinction synonym linking needs (benchmarks/demo.md).
     neighbour_negatives: bool = False
     ms_alpha: float = 2.0
     ms_beta: float = 50.0
@@ -46,10 +46,10 @@ class ModelConfig(BaseModel):
     # Subtract the batch mean from the name features (before the graph encoder) and from the mention
     # embeddings (before the loss). Without it, the gradient of every row adds up on one shared
     # direction, and the LM learns to add that direction to every output: after 200 demo steps the
-    # mean cosine of two unrelated HPO names rose from 0.15 to 0.70 (README, "Demo").
+    # mean cosine of two unrelated HPO names rose from 0.15 to 0.70 (benchmarks/demo.md).
     center_embeddings: bool = False
     # Bias of a fresh head's vocabulary projection: zeros (the reference) or the log unigram
     # frequencies of the training sentences. With zeros, the cheapest early MLM gain is the unigram
     # prior, which the slow head cannot learn in time, so the LM learns it instead by adding one
-    # shared direction to every token state; mean-pooled names then all look alike (README, "Demo").
+    # shared direction to every token state; mean-pooled names then all look alike (benchmarks/demo.md).
     mlm_bias_init: Literal["zeros", "unigram"] = "zeros"
