@@ -1,4 +1,4 @@
-"""Run under ``accelerate launch``: train the tiny model and print the summary (rank 0) as JSON.
+"""Run under ``accelerate launch``: train the tiny model and print each rank's summary as one JSON line.
 
 Usage: ddp_train.py DATASET_DIR MODEL_DIR RUN_DIR
 """
@@ -6,6 +6,7 @@ Usage: ddp_train.py DATASET_DIR MODEL_DIR RUN_DIR
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from bali.config import load_config
@@ -29,7 +30,10 @@ def main() -> None:
     result = train(config, data_dir, run_dir)
     if result["processes"] > 1 and not result["replicas_identical"]:
         raise SystemExit(f"replicas diverged: {result['replica_checksums']}")
-    print("RESULT " + json.dumps(result))
+    # Both ranks share the launcher's stdout pipe: one write() below PIPE_BUF (4 KiB) is atomic, so
+    # their RESULT lines cannot interleave the way print()'s buffered writes sometimes did.
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), f"RESULT {json.dumps(result)}\n".encode())
 
 
 if __name__ == "__main__":
