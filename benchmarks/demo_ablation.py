@@ -28,7 +28,7 @@ import numpy as np
 
 from bali.evaluate.dictionary import kg_node_key
 from bali.evaluate.encode import encode_texts
-from bali.evaluate.linking import mcnemar_exact_p
+from bali.evaluate.linking import mcnemar_exact_p, won_lost
 from bali.evaluate.mentions import read_heldout
 from bali.kg.graph import KnowledgeGraph
 from bali.lm import load_encoder, load_tokenizer
@@ -85,7 +85,7 @@ def main() -> None:
     for model in [args.base, *args.models]:
         hits, mean_cos = evaluate(model)
         base = hits if base is None else base
-        won, lost = int((hits & ~base).sum()), int((~hits & base).sum())
+        won, lost = won_lost(hits, base)
         print(
             f"{model:<40} {hits.mean():>6.3f} {hits[covered].mean():>9.3f} {hits[~covered].mean():>6.3f} "
             f"{won:>5} {lost:>6} {mcnemar_exact_p(won, lost):>6.3f} {mean_cos:>8.3f}",

@@ -186,6 +186,11 @@ def mcnemar_exact_p(won: int, lost: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def won_lost(hit: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
+    """Mentions only ``hit`` gets right, and mentions only ``reference`` gets right."""
+    return int((hit & ~reference).sum()), int((reference & ~hit).sum())
+
+
 def paired_comparisons(hits: Mapping[tuple[str, str, str], np.ndarray]) -> list[dict[str, Any]]:
     """Each model against the first one, per (pooling, protocol): Acc@1 wins, losses and McNemar p.
 
@@ -200,7 +205,7 @@ def paired_comparisons(hits: Mapping[tuple[str, str, str], np.ndarray]) -> list[
         reference = hits.get((first, pooling, protocol))
         if model == first or reference is None:
             continue
-        won, lost = int((hit & ~reference).sum()), int((reference & ~hit).sum())
+        won, lost = won_lost(hit, reference)
         rows.append(
             {
                 "model": model,
@@ -360,9 +365,8 @@ def evaluate_linking(
                             **metrics,
                         }
                     )
-                hits[label, p, protocol] = np.array(
-                    [len(r) > 0 and int(r[0]) in g for r, g in zip(ranked, gold, strict=True)]
-                )
+                hit = np.array([len(r) > 0 and int(r[0]) in g for r, g in zip(ranked, gold, strict=True)])
+                hits[label, p, protocol] = hit
                 predictions[f"{label}.{p}.{protocol}"] = [
                     {
                         "doc_id": m.doc_id,
@@ -371,9 +375,9 @@ def evaluate_linking(
                         "mention": m.text,
                         "gold": "|".join("+".join(a) for a in m.gold),
                         "top": [dict_obj.concept_ids[c][0] for c in r[: max(ks)].tolist()],
-                        "hit@1": bool(len(r) and int(r[0]) in g),
+                        "hit@1": bool(h),
                     }
-                    for m, r, g in zip(ms, ranked, gold, strict=True)
+                    for m, r, h in zip(ms, ranked, hit, strict=True)
                 ]
         del encoder
     timing["total_seconds"] = time.perf_counter() - started
