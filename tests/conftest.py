@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -30,18 +31,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny randomly initialised BERT with a small word-piece vocabulary, written to disk.
-
-    Built from the embedded MiniLM's tokenizer so that the vocabulary is real; weights are random
-    and tiny (2 layers, width 32), so model tests run in seconds.
-    """
-    from transformers import BertConfig, BertModel
+def _write_tiny_bert(out: Path, masked_lm: bool) -> str:
+    """A tiny randomly initialised BERT (2 layers, width 32) with the embedded MiniLM's real tokenizer."""
+    from transformers import BertConfig, BertForMaskedLM, BertModel
 
     from bali.lm import load_tokenizer
 
-    out = tmp_path_factory.mktemp("tiny_bert")
     tokenizer = load_tokenizer("builtin")
     config = BertConfig(
         vocab_size=len(tokenizer),
@@ -51,6 +46,19 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
         intermediate_size=64,
         max_position_embeddings=256,
     )
-    BertModel(config).save_pretrained(out)
+    (BertForMaskedLM if masked_lm else BertModel)(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny encoder-only BERT written to disk, so model tests run in seconds."""
+    return _write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), masked_lm=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same tiny BERT saved as ``BertForMaskedLM``: a checkpoint with its own pretrained MLM head,
+    as PubMedBERT and BioLinkBERT ship (``model.mlm_head: checkpoint``)."""
+    return _write_tiny_bert(tmp_path_factory.mktemp("tiny_mlm_bert"), masked_lm=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 from bali.cli import main
 from bali.config import dump_config, load_config
@@ -18,9 +18,9 @@ from bali.lm import load_tokenizer
 from bali.model.bali import BaliModel
 
 
-def _fake_run(run: Path, model_dir: str) -> BaliModel:
+def _fake_run(run: Path, model_dir: str, *overrides: str) -> BaliModel:
     """A run directory as `bali train` leaves it, with one checkpoint of a perturbed tiny model."""
-    config = load_config(None, [f"model.name={model_dir}", "model.gnn_layers=2"])
+    config = load_config(None, [f"model.name={model_dir}", "model.gnn_layers=2", *overrides])
     torch.manual_seed(0)
     model = BaliModel(config.model)
     with torch.no_grad():
@@ -75,3 +75,46 @@ def test_export_needs_a_run_with_a_complete_checkpoint(tmp_path: Path, tiny_bert
     (tmp_path / "run" / "checkpoints" / "step-3" / "COMPLETE").unlink()
     with pytest.raises(BadInputError, match="no complete checkpoint"):
         export_run(tmp_path / "run", tmp_path / "out")
+
+
+def test_checkpoint_mlm_head_exports_as_a_masked_lm_and_as_an_encoder(
+    tmp_path: Path, tiny_mlm_bert_dir: str, no_network: None
+) -> None:
+    """`model.mlm_head: checkpoint` (PubMedBERT's own head): the export loads with AutoModel (pooler
+    included) and with AutoModelForMaskedLM, whose head holds the trained, untied head weights."""
+    model = _fake_run(tmp_path / "run", tiny_mlm_bert_dir, "model.mlm_head=checkpoint")
+    with torch.no_grad():
+        model.mlm_head.predictions.decoder.weight.mul_(3.0)  # "trained" apart from the embeddings
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-3" / "model.safetensors"
+    save_file({k: v.clone().contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
+    out = export_run(tmp_path / "run", tmp_path / "hf")
+    encoder = AutoModel.from_pretrained(out, local_files_only=True)
+    for key, value in model.lm.state_dict().items():
+        assert torch.equal(encoder.state_dict()[key], value), key
+    assert "pooler.dense.weight" in encoder.state_dict()
+    masked = AutoModelForMaskedLM.from_pretrained(out, local_files_only=True)
+    decoder = masked.cls.predictions.decoder.weight
+    assert torch.equal(decoder, model.mlm_head.predictions.decoder.weight)
+    assert not torch.equal(decoder, masked.bert.embeddings.word_embeddings.weight)
+    ids = AutoTokenizer.from_pretrained(out, local_files_only=True)("aspirin", return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        expected = model.mlm_head(model.lm(**ids).last_hidden_state)
+        assert torch.allclose(masked(**ids).logits, expected, atol=1e-5)
+
+
+def test_export_of_gathered_weights_needs_no_checkpoint_weights(tmp_path: Path, tiny_bert_dir: str) -> None:
+    """A DeepSpeed checkpoint holds no model.safetensors; the trainer exports the weights Accelerate
+    gathered instead, and a later `bali export` names what it needs."""
+    model = _fake_run(tmp_path / "run", tiny_bert_dir)
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-3"
+    (checkpoint / "model.safetensors").unlink()
+    (checkpoint / "pytorch_model").mkdir()  # DeepSpeed's layout
+    out = export_run(tmp_path / "run", tmp_path / "hf", weights=model.state_dict())
+    loaded = AutoModel.from_pretrained(out, local_files_only=True)
+    assert torch.equal(loaded.embeddings.word_embeddings.weight, model.lm.embeddings.word_embeddings.weight)
+    try:
+        import deepspeed  # noqa: F401
+    except ImportError:
+        with pytest.raises(BadInputError, match="pip install deepspeed"):
+            export_run(tmp_path / "run", tmp_path / "hf2")

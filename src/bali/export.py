@@ -16,13 +16,21 @@ import yaml
 
 from bali.artifacts import atomic_output_dir
 from bali.errors import BadInputError
+from bali.train.checkpoints import STATE_FILE, latest_complete
+from bali.train.rundir import BASE_DIR, CONFIG_FILE, DATA_MANIFEST, RESULTS
 
 GRAPH_ENCODER_WEIGHTS = "graph_encoder.safetensors"
 GRAPH_ENCODER_CONFIG = "graph_encoder_config.json"
+DEEPSPEED_TAG = "pytorch_model"  # the sub-directory Accelerate's save_state gives DeepSpeed
 
 
 def _read_model_state(checkpoint: Path) -> dict[str, Any]:
-    """The model's state dict from an Accelerate checkpoint (safetensors, or torch pickle)."""
+    """The model's state dict from an Accelerate checkpoint, whatever layout its backend wrote.
+
+    DDP and single-process runs store ``model.safetensors`` (or a torch pickle); DeepSpeed stores
+    its own layout (``pytorch_model/`` with ZeRO shards), read back with DeepSpeed's own
+    consolidation (ZeRO-2 and ZeRO-3 alike).
+    """
     safe = checkpoint / "model.safetensors"
     if safe.is_file():
         from safetensors.torch import load_file
@@ -32,9 +40,25 @@ def _read_model_state(checkpoint: Path) -> dict[str, Any]:
         import torch
 
         state = torch.load(checkpoint / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    elif (checkpoint / DEEPSPEED_TAG).is_dir():
+        state = _read_deepspeed_state(checkpoint)
     else:
-        raise BadInputError("checkpoint holds no model weights (model.safetensors)", checkpoint)
+        raise BadInputError(
+            "checkpoint holds no model weights (model.safetensors, pytorch_model.bin or a DeepSpeed "
+            f"{DEEPSPEED_TAG}/ directory)",
+            checkpoint,
+        )
     return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def _read_deepspeed_state(checkpoint: Path) -> dict[str, Any]:
+    try:
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    except ImportError as exc:
+        raise BadInputError(
+            "checkpoint was written by DeepSpeed; `pip install deepspeed` to export it", checkpoint
+        ) from exc
+    return dict(get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), tag=DEEPSPEED_TAG))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -123,70 +147,144 @@ def _model_card(
     return "\n".join(lines)
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
-    """Export the latest complete checkpoint of ``run_dir`` to ``out_dir``; returns ``out_dir``.
+def _split_state(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """BaliModel's state dict by part: ``lm``, ``mlm_head`` and ``graph_encoder`` (prefixes removed)."""
+    parts: dict[str, dict[str, Any]] = {"lm": {}, "mlm_head": {}, "graph_encoder": {}}
+    seen: set[tuple[str, int]] = set()
+    for key, value in state.items():
+        part, _, rest = key.partition(".")
+        if part not in parts:
+            continue
+        # GATv2 shares one weight under two names: store it once, as Accelerate's checkpoints do.
+        storage = (str(value.device), value.data_ptr())
+        if part == "graph_encoder" and storage in seen:
+            continue
+        seen.add(storage)
+        parts[part][rest] = value.detach().to("cpu").contiguous()
+    return parts
 
-    Needs nothing outside the run directory: the LM's config and tokenizer were saved in
-    ``run_dir/base`` when training started.
-    """
-    from safetensors.torch import save_file
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from bali.train.checkpoints import STATE_FILE, latest_complete
-    from bali.train.trainer import BASE_DIR, DATA_MANIFEST
+def _encoder_files(run: Path, lm_state: dict[str, Any], source: Path) -> tuple[Any, dict[str, Any]]:
+    """The LM as a plain encoder (``AutoModel``): its config and its state, checked against each other."""
+    from transformers import AutoConfig, AutoModel
 
-    run = Path(run_dir)
-    if not (run / "config.yaml").is_file() or not (run / BASE_DIR).is_dir():
-        raise BadInputError("not a `bali train` run directory (no config.yaml or base/)", run)
-    checkpoint = latest_complete(run)
-    if checkpoint is None:
-        raise BadInputError("run has no complete checkpoint to export", run)
-    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    state = _read_model_state(checkpoint)
-    lm_state = {k.removeprefix("lm."): v for k, v in state.items() if k.startswith("lm.")}
-    graph_state = {
-        k.removeprefix("graph_encoder."): v.contiguous()
-        for k, v in state.items()
-        if k.startswith("graph_encoder.")
-    }
     lm = AutoModel.from_config(AutoConfig.from_pretrained(run / BASE_DIR, local_files_only=True))
     missing, unexpected = lm.load_state_dict(lm_state, strict=False)
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise BadInputError(
             f"checkpoint does not match the run's LM (missing {missing[:3]}, unexpected {unexpected[:3]})",
-            checkpoint,
+            source,
         )
-    tokenizer = AutoTokenizer.from_pretrained(run / BASE_DIR, local_files_only=True)
-    graph_config = None
-    if graph_state:
-        model_cfg = config.get("model", {})
-        graph_config = {
-            "kind": model_cfg.get("graph_encoder"),
-            "width": int(lm.config.hidden_size),
-            "hidden": model_cfg.get("gnn_hidden") or int(lm.config.hidden_size),
-            "num_layers": model_cfg.get("gnn_layers"),
-            "heads": model_cfg.get("gnn_heads"),
-            "dropout": model_cfg.get("dropout"),
-            "attention_dropout": model_cfg.get("attention_dropout"),
-            "name_pooling": model_cfg.get("name_pooling"),
-        }
+    return lm.config, lm.state_dict()
+
+
+def _masked_lm_files(
+    run: Path, lm_state: dict[str, Any], head_state: dict[str, Any], source: Path
+) -> tuple[Any, dict[str, Any]]:
+    """The LM with the checkpoint's own (trained) MLM head, loadable by ``AutoModel`` and
+    ``AutoModelForMaskedLM`` alike: ``PREFIX.*`` encoder weights (pooler included, which the
+    masked-LM class ignores) next to the head's, untied from the embeddings as it was trained."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    config = AutoConfig.from_pretrained(run / BASE_DIR, local_files_only=True)
+    config.tie_word_embeddings = False
+    mlm = AutoModelForMaskedLM.from_config(config)
+    base = mlm.base_model
+    heads = [name for name, child in mlm.named_children() if child is not base]
+    prefix = mlm.base_model_prefix
+    state = {f"{prefix}.{k}": v for k, v in lm_state.items()}
+    state.update({f"{heads[0]}.{k}": v for k, v in head_state.items()})
+    missing, unexpected = mlm.load_state_dict(state, strict=False)
+    unexpected = [k for k in unexpected if ".pooler." not in k]
+    if len(heads) != 1 or unexpected or [k for k in missing if "position_ids" not in k]:
+        raise BadInputError(
+            f"checkpoint does not match the run's masked LM (missing {missing[:3]}, unexpected {unexpected[:3]})",
+            source,
+        )
+    config.architectures = [type(mlm).__name__]
+    return config, state
+
+
+def _graph_encoder_config(config: dict[str, Any], width: int) -> dict[str, Any]:
+    model_cfg = config.get("model", {})
+    return {
+        "kind": model_cfg.get("graph_encoder"),
+        "width": width,
+        "hidden": model_cfg.get("gnn_hidden") or width,
+        "num_layers": model_cfg.get("gnn_layers"),
+        "heads": model_cfg.get("gnn_heads"),
+        "dropout": model_cfg.get("dropout"),
+        "attention_dropout": model_cfg.get("attention_dropout"),
+        "name_pooling": model_cfg.get("name_pooling"),
+    }
+
+
+def export_run(
+    run_dir: str | Path, out_dir: str | Path, overwrite: bool = False, weights: dict[str, Any] | None = None
+) -> Path:
+    """Export a run to ``out_dir``: the LM (with its MLM head when it came from the checkpoint),
+    the graph encoder and a model card; returns ``out_dir``.
+
+    ``weights`` is the trained model's full state dict (the trainer passes what Accelerate gathered
+    from every process); without it, the latest complete checkpoint is read. Needs nothing outside
+    the run directory: the LM's config and tokenizer were saved in ``run_dir/base`` at the start.
+    """
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
+
+    run = Path(run_dir)
+    if not (run / CONFIG_FILE).is_file() or not (run / BASE_DIR).is_dir():
+        raise BadInputError("not a `bali train` run directory (no config.yaml or base/)", run)
+    checkpoint = latest_complete(run)
+    if weights is None and checkpoint is None:
+        raise BadInputError("run has no complete checkpoint to export", run)
+    source = checkpoint if weights is None else run
+    parts = _split_state(weights if weights is not None else _read_model_state(checkpoint))
+    config = yaml.safe_load((run / CONFIG_FILE).read_text(encoding="utf-8"))
+    if config.get("model", {}).get("mlm_head") == "checkpoint":
+        lm_config, lm_state = _masked_lm_files(run, parts["lm"], parts["mlm_head"], source)
+    else:
+        lm_config, lm_state = _encoder_files(run, parts["lm"], source)
+    graph_config = (
+        _graph_encoder_config(config, int(lm_config.hidden_size)) if parts["graph_encoder"] else None
+    )
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
-        lm.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        if graph_state:
-            save_file(graph_state, str(tmp / GRAPH_ENCODER_WEIGHTS), metadata={"format": "pt"})
+        lm_config.save_pretrained(tmp)
+        save_file(
+            {k: v.contiguous() for k, v in lm_state.items()},
+            str(tmp / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
+        AutoTokenizer.from_pretrained(run / BASE_DIR, local_files_only=True).save_pretrained(tmp)
+        if graph_config is not None:
+            save_file(parts["graph_encoder"], str(tmp / GRAPH_ENCODER_WEIGHTS), metadata={"format": "pt"})
             (tmp / GRAPH_ENCODER_CONFIG).write_text(
                 json.dumps(graph_config, indent=2) + "\n", encoding="utf-8"
             )
-        card = _model_card(
-            config,
-            _read_json(checkpoint / STATE_FILE) or {},
-            _read_json(run / DATA_MANIFEST),
-            _read_json(run / "results.json"),
-            graph_config,
-        )
-        (tmp / "README.md").write_text(card, encoding="utf-8")
+        write_model_card(run, tmp, checkpoint)
     return Path(out_dir)
+
+
+def write_model_card(run_dir: str | Path, export_dir: str | Path, checkpoint: Path | None = None) -> Path:
+    """(Re)write the export's README.md from the run: config, steps, data, KG and any results.json.
+
+    The pipeline calls it after evaluation so the card lists the results without re-exporting weights.
+    """
+    run, export = Path(run_dir), Path(export_dir)
+    checkpoint = checkpoint or latest_complete(run)
+    config = yaml.safe_load((run / CONFIG_FILE).read_text(encoding="utf-8"))
+    card = _model_card(
+        config,
+        (_read_json(checkpoint / STATE_FILE) if checkpoint else None) or {},
+        _read_json(run / DATA_MANIFEST),
+        _read_json(run / RESULTS),
+        _read_json(export / GRAPH_ENCODER_CONFIG),
+    )
+    path = export / "README.md"
+    tmp = path.with_name(".README.md.tmp")
+    tmp.write_text(card, encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def _handle(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:

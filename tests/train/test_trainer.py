@@ -23,7 +23,8 @@ from bali.cli import main
 from bali.config import BaliConfig
 from bali.data.dataset import BaliDataset
 from bali.errors import BadInputError
-from bali.train.trainer import train
+from bali.train.config import TrainConfig
+from bali.train.trainer import per_device_batch_size, train, truncate_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -210,3 +211,66 @@ def test_unigram_prior_starts_the_fresh_mlm_head_at_the_corpus_token_frequencies
         expected[token] = math.log((count + 1) / total)
     assert torch.allclose(bias, expected, atol=1e-5)
     assert int(bias.argmax()) == counts.most_common(1)[0][0]
+
+
+@pytest.mark.parametrize(
+    ("batch", "processes", "accumulation", "expected"), [(256, 4, 1, 64), (256, 4, 2, 32), (16, 1, 1, 16)]
+)
+def test_batch_size_is_global(batch: int, processes: int, accumulation: int, expected: int) -> None:
+    """train.batch_size is the paper's global batch: 4 GPUs share 256, they do not each take 256."""
+    tcfg = TrainConfig(batch_size=batch, gradient_accumulation_steps=accumulation)
+    assert per_device_batch_size(tcfg, processes) == expected
+
+
+def test_a_global_batch_that_does_not_divide_is_refused() -> None:
+    with pytest.raises(BadInputError, match=r"divisible by processes \(3\) x .*accumulation_steps \(2\) = 6"):
+        per_device_batch_size(TrainConfig(batch_size=16, gradient_accumulation_steps=2), 3)
+
+
+def test_resume_with_other_settings_is_refused_naming_each(
+    full_run: Path, tmp_path: Path, tiny_dataset_dir: Path, tiny_train_config
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    changed = _full_run_config(tiny_train_config).model_copy(deep=True)
+    changed.train.batch_size, changed.train.lr_lm, changed.train.max_steps = 4, 1e-3, 12
+    with pytest.raises(BadInputError) as error:
+        train(changed, tiny_dataset_dir, run, resume=True)
+    message = str(error.value)
+    assert "train.batch_size: run has 5, now 4" in message and "train.lr_lm" in message
+    assert "train.max_steps: run has 8, now 12" in message
+    with pytest.raises(BadInputError, match=r"train\.batch_size"):  # only max_steps/epochs may change
+        train(changed, tiny_dataset_dir, run, resume=True, allow_config_change=True)
+    assert _same_weights(full_run / "checkpoints" / "step-8", run / "checkpoints" / "step-8")
+
+
+def test_resume_may_extend_max_steps_when_allowed(
+    full_run: Path, tmp_path: Path, tiny_dataset_dir: Path, tiny_train_config
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    longer = tiny_train_config(
+        "train.batch_size=5", "train.max_steps=10", "train.save_every=4", "train.eval_every=4"
+    )
+    result = train(longer, tiny_dataset_dir, run, resume=True, allow_config_change=True)
+    assert result["steps"] == 10
+
+
+def test_resume_of_a_missing_run_directory_is_refused(
+    tmp_path: Path, tiny_dataset_dir: Path, tiny_train_config
+) -> None:
+    with pytest.raises(BadInputError, match="does not exist"):
+        train(tiny_train_config(), tiny_dataset_dir, tmp_path / "nope", resume=True)
+    assert not (tmp_path / "nope").exists()
+
+
+def test_metrics_follow_the_checkpoint_resumed_from(tmp_path: Path) -> None:
+    """A kill can cut the last line short, and a kill before the first checkpoint leaves lines that
+    resuming from scratch will log again: both are cleaned before the run goes on."""
+    path = tmp_path / "metrics.jsonl"
+    lines = [json.dumps({"split": "train", "step": s}) for s in (1, 2, 3)]
+    path.write_text("\n".join(lines) + '\n{"split": "tra')
+    truncate_metrics(path, 2)
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
+    truncate_metrics(path, 0)
+    assert path.read_text() == ""

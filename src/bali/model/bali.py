@@ -48,11 +48,12 @@ class MLMHead(nn.Module):
             self.decoder.bias.copy_(torch.log(smoothed / smoothed.sum()).to(self.decoder.bias.dtype))
 
 
-def _load_checkpoint_head(name: str) -> tuple[nn.Module, nn.Module]:
-    """The checkpoint's encoder and its own MLM head (``AutoModelForMaskedLM``), or a clear error.
+def _load_checkpoint_head(name: str) -> nn.Module:
+    """The checkpoint's own MLM head (from ``AutoModelForMaskedLM``), or a clear error.
 
     The head is untied from the input embeddings (its decoder gets its own copy) so that it trains
-    with the non-LM learning rate, as the fresh head does, and the LM exports as a plain encoder.
+    with the non-LM learning rate, as the fresh head does. The encoder is loaded separately with
+    ``AutoModel``: a masked-LM class drops BERT's pooler, which downstream classifiers start from.
     """
     from transformers import AutoModelForMaskedLM
 
@@ -79,7 +80,7 @@ def _load_checkpoint_head(name: str) -> tuple[nn.Module, nn.Module]:
         for key, param in list(module._parameters.items()):
             if param is not None and id(param) in lm_params:
                 module._parameters[key] = nn.Parameter(param.detach().clone())
-    return base, head
+    return head
 
 
 class BaliModel(nn.Module):
@@ -94,10 +95,9 @@ class BaliModel(nn.Module):
         super().__init__()
         self.config = model_config
         self.lm_name = str(lm_name_or_path or model_config.name)
+        self.lm = load_encoder(self.lm_name)
         if model_config.mlm_head == "checkpoint":
-            self.lm, self.mlm_head = _load_checkpoint_head(self.lm_name)
-        else:
-            self.lm = load_encoder(self.lm_name)
+            self.mlm_head = _load_checkpoint_head(self.lm_name)
         lm_config = self.lm.config
         self.width = int(lm_config.hidden_size)
         if model_config.mlm_head == "fresh":

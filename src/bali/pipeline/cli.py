@@ -23,10 +23,11 @@ def demo_config_path() -> Path:
 
 def _run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     config = load_config(args.config, args.set)
-    report = Pipeline(config).run(force_from=args.from_stage)
+    stages = STAGES[: STAGES.index(args.until) + 1] if args.until else STAGES
+    report = Pipeline(config).run(stages, force_from=args.from_stage)
     ran = [s for s, r in report["stages"].items() if r["status"] == "ran"]
     return (
-        f"bali run: {len(ran)} stage(s) ran, {len(STAGES) - len(ran)} up to date; artefacts in {config.out_dir}",
+        f"bali run: {len(ran)} stage(s) ran, {len(stages) - len(ran)} up to date; artefacts in {config.out_dir}",
         report,
     )
 
@@ -71,6 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     run.add_argument(
         "--from", dest="from_stage", choices=STAGES, help="force this stage and the ones after it"
+    )
+    run.add_argument(
+        "--until",
+        choices=STAGES,
+        help="stop after this stage (e.g. `--until data` prepares the data once before a multi-GPU launch)",
     )
     add_json_flag(run)
     run.set_defaults(handler=_run)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from typing import Any
 
 from bali.artifacts import MANIFEST, fingerprint, settings_hash, write_json_atomic
 from bali.config import BaliConfig
-from bali.errors import BadInputError
+from bali.errors import BadInputError, BaliError
+from bali.train.distributed import end_distributed, is_distributed, process_state
 
 logger = logging.getLogger(__name__)
 
@@ -130,29 +130,38 @@ class Pipeline:
         force_from: str | None = None,
         progress: Callable[[str], None] = print,
     ) -> dict[str, Any]:
-        """Run ``stages`` in order. ``force_from`` reruns that stage and every later one."""
+        """Run ``stages`` in order. ``force_from`` reruns that stage and every later one.
+
+        Under ``accelerate launch`` every rank runs this: the data stages and the evaluation run on
+        the main process while the others wait at a barrier and reuse what it wrote; training runs on
+        all ranks. The process group is taken down at the end.
+        """
         if force_from is not None and force_from not in stages:
             raise BadInputError(f"--from {force_from}: expected one of {', '.join(stages)}")
         forced = False
-        distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         report: dict[str, Any] = {"out_dir": str(self.root), "stages": {}}
         for stage in stages:
             forced = forced or stage == force_from
             plan = self.plan(stage)
-            if distributed and stage != "train":
-                # Under `accelerate launch` only the main process builds artefacts; the others
-                # wait for it and reuse what it wrote.
-                from accelerate import PartialState
-
-                state = PartialState()
-                with state.main_process_first():
-                    if state.is_main_process:
-                        report["stages"][stage] = self._run_stage(plan, forced, progress)
-                    else:
-                        report["stages"][stage] = {"status": "main process", "output": str(plan.output)}
+            if is_distributed() and stage != "train":
+                report["stages"][stage] = self._run_on_main(plan, forced, progress)
             else:
                 report["stages"][stage] = self._run_stage(plan, forced, progress)
+        end_distributed()
         return report
+
+    def _run_on_main(self, plan: StagePlan, forced: bool, progress: Callable[[str], None]) -> dict[str, Any]:
+        """The main process runs the stage; the others wait for it and reuse its artefact."""
+        state = process_state()
+        if state.is_main_process:
+            try:
+                return self._run_stage(plan, forced, progress)
+            finally:  # release the waiting ranks even when the stage fails, so they exit too
+                state.wait_for_everyone()
+        state.wait_for_everyone()
+        if not self.is_up_to_date(plan):
+            raise BaliError(f"[{plan.name}] the main process did not finish this stage; see its error")
+        return {"status": "main process", "output": str(plan.output)}
 
     def _run_stage(self, plan: StagePlan, forced: bool, progress: Callable[[str], None]) -> dict[str, Any]:
         from bali.pipeline.stages import RUNNERS

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bali.artifacts import write_json_atomic
 from bali.errors import BadInputError
+from bali.train.rundir import FINAL_DIR, RESULTS
 
 if TYPE_CHECKING:
     from bali.evaluate.mentions import Mention
@@ -65,7 +66,7 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     """Zero-shot linking of the base model and the trained model under one protocol, then the report."""
     from bali.evaluate.linking import evaluate_linking
     from bali.evaluate.report import write_report
-    from bali.export import export_run
+    from bali.export import write_model_card
 
     ev = p.config.eval
     subsets = None
@@ -77,7 +78,7 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     if mentions is None:
         raise BadInputError("eval.linking_mentions is required unless eval.linking_format is 'heldout'")
     results = evaluate_linking(
-        models=[p.config.model.name, str(p.run_dir / "final")],
+        models=[p.config.model.name, str(p.run_dir / FINAL_DIR)],
         model_labels=["base", "bali"],
         dictionary=dictionary,
         mentions=mentions,
@@ -88,6 +89,8 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
         out_dir=p.eval_dir,
         overwrite=True,
         subsets=subsets,
+        max_mentions=ev.heldout_max_concepts if ev.linking_format == "heldout" else None,
+        seed=ev.seed,
     )
     metrics = p.run_dir / "metrics.jsonl"
     report = write_report(
@@ -105,8 +108,8 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
             "rows": rows,
         }
     }
-    write_json_atomic(p.run_dir / "results.json", card_results)
-    export_run(p.run_dir, p.run_dir / "final", overwrite=True)
+    write_json_atomic(p.run_dir / RESULTS, card_results)
+    write_model_card(p.run_dir, p.run_dir / FINAL_DIR)
     return {"report": str(report), "rows": rows}
 
 

@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="LM: 'builtin', a local directory or a cached hub id (model.name)")
     parser.add_argument("--out", help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue from the latest good checkpoint")
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: accept a new train.max_steps or train.epochs (any other change is refused)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     add_json_flag(parser)
     parser.set_defaults(handler=_train)
@@ -35,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from bali.config import load_config
+    from bali.train.distributed import end_distributed
     from bali.train.trainer import train
 
     overrides = list(args.set)
@@ -43,7 +49,15 @@ def _train(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     config = load_config(args.config, overrides)
     data_dir = Path(args.data) if args.data else Path(config.out_dir) / "data"
     out_dir = Path(args.out) if args.out else Path(config.out_dir) / "train"
-    result = train(config, data_dir, out_dir, resume=args.resume, overwrite=args.overwrite)
+    result = train(
+        config,
+        data_dir,
+        out_dir,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        allow_config_change=args.allow_config_change,
+    )
+    end_distributed()
     train_losses = result.get("train") or {}
     summary = f"trained {result['steps']} steps -> {result['final_dir']}"
     if train_losses:
