@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=29)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (times include a device synchronise)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast, as training uses on GPUs")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -156,15 +157,20 @@ def main() -> None:
         weight_decay=0.01,
     )
 
+    def autocast() -> torch.autocast:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+
     def bali_step(batch: BaliBatch) -> torch.Tensor:
-        loss = model(batch)["loss"]
+        with autocast():
+            loss = model(batch)["loss"]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return loss
 
     def mlm_step(batch: BaliBatch) -> torch.Tensor:
-        loss = model.mlm_forward(batch)
+        with autocast():
+            loss = model.mlm_forward(batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -191,6 +197,7 @@ def main() -> None:
     result = {
         "model": args.model,
         "device": args.device,
+        "bf16": args.bf16,
         "graph_encoder": args.graph_encoder,
         "batch_size": args.batch_size,
         "length": args.length,
@@ -202,6 +209,9 @@ def main() -> None:
         "ratio": round(bali / mlm, 3),
         **{k: round(v, 1) for k, v in shapes.items()},
     }
+    if device.type == "cuda":
+        result["sentences_per_s"] = round(args.batch_size / bali, 1)
+        result["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     print(json.dumps(result, indent=2))
 
 

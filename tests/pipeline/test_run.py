@@ -97,6 +97,19 @@ def test_cli_run_with_set_and_from(
     assert main(["run", str(config), "--set", "train.nope=3"]) == 2
 
 
+def test_cli_run_until_stops_after_that_stage(
+    tmp_path: Path, fake_runners: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--until data` prepares the data once before a multi-GPU launch, and trains nothing."""
+    from bali.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"out_dir: {tmp_path / 'out'}\n")
+    assert main(["run", str(config), "--until", "data"]) == 0
+    assert fake_runners == ["kg", "corpus", "data"]
+    assert "3 stage(s) ran, 0 up to date" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "preset",
     sorted(

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from bali.artifacts import read_manifest, write_json_atomic
 from bali.config import BaliConfig, dump_config
-from bali.errors import BadInputError
+from bali.errors import BadInputError, BaliError
 from bali.export import export_run
 from bali.lm import load_tokenizer, tokenizer_fingerprint
 from bali.model.bali import BaliModel
@@ -139,6 +139,8 @@ _HARMLESS = ("save_every", "keep_checkpoints", "eval_every", "log_every", "num_w
 # Settings that only move the end of the run: accepted on resume with ``allow_config_change``.
 _EXTENDABLE = ("train.max_steps", "train.epochs")
 RESUME_SETTINGS = "resume_settings.json"
+# Backends whose processes each hold the whole model (DDP); ZeRO-3 and FSDP shard it.
+_REPLICATED = ("NO", "MULTI_GPU", "MULTI_CPU")
 
 
 def per_device_batch_size(tcfg: TrainConfig, processes: int) -> int:
@@ -532,6 +534,9 @@ def _finish(run: _Run) -> dict[str, Any]:
     """Final checkpoint, replica check and the Hugging Face export of the gathered weights."""
     acc = run.accelerator
     checksums = _replica_checksums(acc, run.model)
+    identical = all(c == checksums[0] for c in checksums)
+    if not identical and acc.distributed_type in _REPLICATED:
+        raise BaliError(f"data-parallel replicas ended with different weights (checksums {checksums})")
     if run.last_saved is None:  # resumed at (or past) the end: make sure the final state is on disk
         run.checkpoint()
     # Every rank takes part in gathering (ZeRO-3 shards the weights); the main process exports them,
@@ -551,7 +556,7 @@ def _finish(run: _Run) -> dict[str, Any]:
         "processes": acc.num_processes,
         "per_device_batch_size": run.per_device_batch,
         "replica_checksums": checksums,
-        "replicas_identical": all(c == checksums[0] for c in checksums),
+        "replicas_identical": identical,
         "train": run.last_train,
         "validation": run.last_validation,
     }
