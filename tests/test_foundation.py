@@ -128,7 +128,7 @@ def test_missing_model_is_bad_input(tmp_path: Path) -> None:
         ("601234", "OMIM:601234"),
         ("NCBITaxon:txid9606", "NCBITAXON:9606"),
         ("HP_0001250", "HP:0001250"),
-        ("UMLS:C0000005", "UMLS:C0000005"),
+        ("UMLS:C0000005", "C0000005"),
         ("FOO:bar", "FOO:bar"),
         ("SNOMEDCT_US:123", "SNOMEDCT:123"),
         ("NCI_CELLOSAURUS:CVCL_0030", "CVCL:CVCL_0030"),

@@ -2,8 +2,14 @@
 
 Gold annotations and dictionaries spell the same concept many ways (``D012345``, ``MESH:D012345``,
 ``mesh:D012345``, ``OMIM:601234``, ``MIM:601234``, a bare OMIM number, ``NCBITaxon:9606``,
-``HP_0001250``). Everything is reduced to ``PREFIX:CODE`` with a canonical upper-case prefix, so one
-dictionary lookup serves every source.
+``HP_0001250``, ``UMLS:C0012345``). Everything is reduced to ``PREFIX:CODE`` with a canonical
+upper-case prefix, so one dictionary lookup serves every source.
+
+The one exception is the UMLS CUI: its canonical spelling is the bare ``C0012345``, because that is
+the source id a UMLS KG stores for its nodes (and the spelling of MRCONSO, MRREL and ``--restrict-to``
+files). ``UMLS:C0012345``, ``CUI:C0012345`` and ``umls:c0012345`` all become ``C0012345``. A bare
+``C`` + 7 digits is therefore a CUI, never MeSH: MeSH supplementary concept codes are ``C`` + 6 or
+9 digits.
 """
 
 from __future__ import annotations
@@ -41,19 +47,37 @@ PREFIX_ALIASES: dict[str, str] = {
 }
 
 _MESH_CODE = re.compile(r"^[CD]\d{6,9}$")
-_CUI = re.compile(r"^C\d{7}$")
+_CUI = re.compile(r"^[Cc]\d{7}$")
 _OMIM_CODE = re.compile(r"^\d{6}$")
 # ``PREFIX:CODE`` first (prefixes such as SNOMEDCT_US contain "_"), then OBO-style ``HP_0001250``.
 _SPLIT_COLON = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):(.+)$")
 _SPLIT_UNDERSCORE = re.compile(r"^([A-Za-z][A-Za-z0-9]*)_(.+)$")
 
 
-def normalise_id(raw: str, default_prefix: str | None = None) -> str:
-    """Return ``PREFIX:CODE`` for one identifier; unknown prefixes are kept, upper-cased.
+def is_cui(code: str) -> bool:
+    """Whether ``code`` is a UMLS CUI (``C`` + 7 digits; case-insensitive)."""
+    return bool(_CUI.match(code))
 
-    A bare code is recognised when unambiguous (MeSH ``D``/``C`` + digits, CUI ``C`` + 7 digits is
-    taken as MeSH only when ``default_prefix`` says so, six digits as OMIM); otherwise
-    ``default_prefix`` is used, and without one the code is returned as is.
+
+def is_recognised(key: str) -> bool:
+    """Whether a normalised id names its source: ``PREFIX:CODE``, or a bare CUI (their canonical form)."""
+    return ":" in key or is_cui(key)
+
+
+def _with_prefix(prefix: str, code: str) -> str:
+    """``PREFIX:CODE``, except UMLS CUIs, which are canonical bare and upper-case (see the module doc)."""
+    if prefix == "UMLS" and is_cui(code):
+        return code.upper()
+    return f"{prefix}:{code}"
+
+
+def normalise_id(raw: str, default_prefix: str | None = None) -> str:
+    """Return ``PREFIX:CODE`` for one identifier (a bare ``C0012345`` for a CUI); unknown prefixes
+    are kept, upper-cased.
+
+    A bare code is recognised when unambiguous (``C`` + 7 digits is a CUI and stays bare, other MeSH
+    ``D``/``C`` + digits get ``MESH:``, six digits ``OMIM:``); otherwise ``default_prefix`` is used,
+    and without one the code is returned as is.
     """
     text = raw.strip()
     if not text:
@@ -64,12 +88,14 @@ def normalise_id(raw: str, default_prefix: str | None = None) -> str:
         code = match.group(2).strip()
         if prefix == "NCBITAXON" and code.lower().startswith("txid"):
             code = code[4:]
-        return f"{prefix}:{code}"
+        return _with_prefix(prefix, code)
     if match and ":" in text:  # an unknown but explicit prefix
         return f"{match.group(1).upper()}:{match.group(2).strip()}"
     if default_prefix is not None:
-        return f"{PREFIX_ALIASES.get(default_prefix.upper(), default_prefix.upper())}:{text}"
-    if _MESH_CODE.match(text) and not _CUI.match(text):
+        return _with_prefix(PREFIX_ALIASES.get(default_prefix.upper(), default_prefix.upper()), text)
+    if is_cui(text):
+        return text.upper()
+    if _MESH_CODE.match(text):
         return f"MESH:{text}"
     if _OMIM_CODE.match(text):
         return f"OMIM:{text}"

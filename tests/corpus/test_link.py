@@ -269,3 +269,24 @@ def test_gold_ids_prefer_the_preferred_cross_reference(tiny_kg: KGFactory, tmp_p
     link_corpus(kg, tmp_path / "out", CorpusConfig(builtin=False, inputs=[str(path)], format="pubtator"))
     # D001249: only the preferred node; D003371: no preferred node, so every node carrying it.
     assert LinkedCorpus.load(tmp_path / "out").sentence(0)[1] == [(0, 6, [0]), (11, 16, [2, 3])]
+
+
+@pytest.mark.parametrize("fmt", ["pubtator", "bern2"])
+def test_umls_prefixed_cuis_map_to_cui_nodes(tiny_kg: KGFactory, tmp_path: Path, fmt: str) -> None:
+    kg = tiny_kg(entries=[("C0004096", ["asthma"], ["MESH:D001249"]), ("C0010200", ["cough"], [])])
+    text = "Asthma and cough."
+    ids = [["UMLS:C0004096"], ["umls:C0010200", "C0010200"]]
+    path = tmp_path / f"in.{fmt}"
+    if fmt == "pubtator":
+        lines = [f"1|t|{text}", "1\t0\t6\tAsthma\tDisease\tUMLS:C0004096"]
+        path.write_text("\n".join([*lines, "1\t11\t16\tcough\tDisease\tumls:C0010200|C0010200\n"]))
+    else:
+        spans = [(0, 6), (11, 16)]
+        annotations = [
+            {"id": i, "mention": text[b:e], "obj": "disease", "span": {"begin": b, "end": e}}
+            for i, (b, e) in zip(ids, spans, strict=True)
+        ]
+        path.write_text(json.dumps({"pmid": "1", "text": text, "annotations": annotations}) + "\n")
+    manifest = link_corpus(kg, tmp_path / "out", CorpusConfig(builtin=False, inputs=[str(path)], format=fmt))
+    assert manifest["counts"]["gold"]["mapped"] == 2
+    assert LinkedCorpus.load(tmp_path / "out").sentence(0)[1] == [(0, 6, [0]), (11, 16, [1])]

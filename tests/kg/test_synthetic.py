@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from bali.kg.build import build_kg
@@ -44,3 +45,37 @@ def test_synthetic_release_round_trip(tmp_path: Path) -> None:
     assert got == expected
     assert manifest["counts"]["definitions"] > 0 and all(kg.semantic_types)
     assert any(r == "isa" for r in kg.relation_names) and any(r == "CHD" for r in kg.relation_names)
+
+
+def test_synthetic_release_has_the_sources_the_paper_path_needs(tmp_path: Path) -> None:
+    """MeSH descriptors and supplementary concepts, OMIM, NCBI Taxonomy, code-less MTH-only concepts,
+    suppressed atoms, REL/RELA, distinct semantic types; the KG reaches them through xrefs."""
+    write_synthetic_umls(tmp_path / "umls", 300, seed=3)
+    rows = [line.split("|") for line in (tmp_path / "umls" / "MRCONSO.RRF").read_text().splitlines()]
+    codes: dict[tuple[str, str], set[str]] = {}
+    sabs_of: dict[str, set[str]] = {}
+    for r in rows:
+        codes.setdefault((r[11], r[12]), set()).add(r[13])
+        sabs_of.setdefault(r[0], set()).add(r[11])
+    assert all(re.fullmatch(r"D\d{6}", c) for c in codes[("MSH", "MH")])
+    assert all(re.fullmatch(r"C\d{6}|C\d{9}", c) for c in codes[("MSH", "NM")])
+    assert {len(c) for c in codes[("MSH", "NM")]} == {7, 10}  # old and new supplementary codes
+    assert all(re.fullmatch(r"[1-9]\d{0,4}", c) for c in codes[("NCBI", "SCN")])
+    assert all(re.fullmatch(r"\d{6}", c) for tty in ("PT", "SY") for c in codes[("OMIM", tty)])
+    assert codes[("MTH", "PT")] == {"NOCODE"} and sum(s == {"MTH"} for s in sabs_of.values()) >= 5
+    assert {r[16] for r in rows} == {"N", "O", "E", "Y"}
+    rels = {
+        tuple(line.split("|")[3:8:4]) for line in (tmp_path / "umls" / "MRREL.RRF").read_text().splitlines()
+    }
+    assert ("CHD", "isa") in rels and ("RO", "") in rels
+    sty = [tuple(line.split("|")[:2]) for line in (tmp_path / "umls" / "MRSTY.RRF").read_text().splitlines()]
+    assert len(sty) == len(set(sty)) > 300
+
+    build_kg(KGConfig(source="umls", umls_dir=str(tmp_path / "umls")), tmp_path / "kg")
+    kg = KnowledgeGraph.load(tmp_path / "kg")
+    by_code = {
+        (r[11], r[13]): r[0] for r in rows if r[1] == "ENG" and r[16] == "N" and r[12] in ("NM", "SCN")
+    }
+    for (sab, code), cui in by_code.items():
+        key = f"MESH:{code}" if sab == "MSH" else f"NCBITaxon:{code}"
+        assert kg.node_id(cui) in kg.lookup_xref(key)

@@ -153,6 +153,12 @@ def test_xrefs_prefer_main_heading(tmp_path: Path) -> None:
     assert kg.lookup_xref("SNOMEDCT:6142004") == [kg.node_id("C0000008")]
 
 
+@pytest.mark.parametrize("spelling", ["C0000005", "UMLS:C0000005", "umls:c0000005", "CUI:C0000005"])
+def test_cui_lookup_accepts_every_spelling(tmp_path: Path, spelling: str) -> None:
+    kg = build(tmp_path)
+    assert kg.lookup_xref(spelling) == [kg.node_id("C0000005")]
+
+
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from bali.errors import BadInputError
-from bali.ids import normalise_id
+from bali.ids import is_recognised, normalise_id
 
 KG_NODE_PREFIX = "KG"
 
@@ -133,7 +133,7 @@ def load_dictionary_file(path: str | Path) -> Dictionary:
                 if not raw_id.strip():
                     continue
                 key = normalise_id(raw_id)
-                if ":" not in key:
+                if not is_recognised(key):
                     unrecognised.append(f"{path.name}:{line_no}:{raw_id}")
                 ids.append(key)
             line_names = [n.strip() for n in name_field.split("|") if n.strip()]

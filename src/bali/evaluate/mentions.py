@@ -21,7 +21,7 @@ from pathlib import Path
 from bali.corpus.abbreviations import find_abbreviations
 from bali.errors import BadInputError
 from bali.evaluate.dictionary import Dictionary, kg_node_key
-from bali.ids import split_gold_ids
+from bali.ids import is_recognised, split_gold_ids
 
 HELDOUT_FILE = "heldout_synonyms.tsv"
 HELDOUT_HEADER = ["node_id", "source_id", "name"]
@@ -53,9 +53,10 @@ def _parse_gold(field: str, path: Path, line: int, composite_separator: str | No
     alternatives, composite = split_gold_ids(field)
     for alternative in alternatives:
         for part in alternative:
-            if ":" not in part:
+            if not is_recognised(part):
                 raise BadInputError(
-                    f"unrecognised gold id '{part}' (expected MeSH D/C numbers, OMIM numbers or PREFIX:CODE)",
+                    f"unrecognised gold id '{part}' (expected MeSH D/C numbers, OMIM numbers, UMLS CUIs "
+                    "or PREFIX:CODE)",
                     path,
                     line,
                 )

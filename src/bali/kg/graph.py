@@ -115,6 +115,11 @@ def build_csr(
     return indptr, dst, rel
 
 
+def _normalised(keys: pa.Array) -> pa.Array:
+    """Keys in :func:`bali.ids.normalise_id` spelling, so lookups of any spelling find them."""
+    return pa.array([normalise_id(k) for k in keys.cast(pa.string()).to_pylist()], pa.string())
+
+
 def write_kg(
     out_dir: str | Path,
     *,
@@ -134,7 +139,7 @@ def write_kg(
     ``preferred_name`` and optionally ``semantic_types``/``sources`` (list<string>). ``xrefs`` has
     ``key`` (normalised here unless ``xrefs_normalised``: the UMLS reader builds millions of keys
     already normalised, vectorised), ``node_id`` and ``preferred``; each node's own ``source_id`` is
-    added. The caller writes the manifest (it knows the inputs and settings).
+    added, normalised the same way (a UMLS source id is a bare CUI, already canonical). The caller writes the manifest (it knows the inputs and settings).
     """
     out = Path(out_dir)
     num_nodes = concepts.num_rows
@@ -155,9 +160,10 @@ def write_kg(
     np.cumsum(np.bincount(node_of_name, minlength=num_nodes), out=names_indptr[1:])
     np.save(out / NAMES_INDPTR, names_indptr)
 
+    own_keys = concepts.column("source_id").combine_chunks()
     own = pa.table(
         {
-            "key": concepts.column("source_id").combine_chunks(),
+            "key": own_keys if xrefs_normalised else _normalised(own_keys),
             "node_id": pa.array(np.arange(num_nodes, dtype=np.int32)),
             "preferred": pa.array(np.ones(num_nodes, dtype=bool)),
         }
@@ -165,7 +171,7 @@ def write_kg(
     if xrefs is not None and xrefs.num_rows:
         keys = xrefs.column("key").combine_chunks().cast(pa.string())
         if not xrefs_normalised:
-            keys = pa.array([normalise_id(k) for k in keys.to_pylist()], pa.string())
+            keys = _normalised(keys)
         xrefs = pa.table(
             {
                 "key": keys,

@@ -2,7 +2,9 @@
 
 The proportions follow a real release: ~3.5 MRCONSO atoms per concept (1 + Poisson), ~80% English,
 ~3% suppressed atoms, a preferred atom per concept (TS=P, STT=PF, ISPREF=Y), MeSH main headings
-(TTY=MH) and entry terms sharing a code with other concepts, strings with quotes and apostrophes,
+(TTY=MH, ``D`` codes) and supplementary concepts (TTY=NM, ``C`` + 6 or 9 digits), entry terms sharing
+a code with other concepts, OMIM numbers, NCBI Taxonomy ids (SAB NCBI, unpadded), HPO CURIEs, code-less
+Metathesaurus atoms (MTH, NOCODE; ~5% of concepts have nothing else), strings with quotes and apostrophes,
 case-variant duplicate names, ~10 MRREL rows per concept listed in both directions with a REL/RELA
 mix (PAR/CHD with isa/inverse_isa, RB/RN, RO with may_treat/part_of/..., SIB, SY, some self-loops),
 1-2 semantic types per concept, some definitions, and an MRFILES.RRF giving the column layouts.
@@ -84,6 +86,7 @@ _WORDS = [
 ]
 _OTHER_LANGS = ("SPA", "FRE", "GER", "DUT", "ITA", "POR", "JPN", "CZE")
 _SABS = ("MSH", "SNOMEDCT_US", "NCI", "MTH", "RXNORM", "OMIM", "NCBI", "MDR", "HPO", "ICD10CM", "LNC")
+_MSH, _MTH, _NCBI, _HPO = (_SABS.index(sab) for sab in ("MSH", "MTH", "NCBI", "HPO"))
 _SAB_WEIGHTS = np.array([20, 25, 12, 8, 8, 5, 5, 6, 4, 4, 3], dtype=float)
 _STY = (
     ("T047", "B2.2.1.2.1", "Disease or Syndrome"),
@@ -114,7 +117,7 @@ _DESCRIPTIONS = {
     "MRREL.RRF": "Related Concepts",
     "MRSTY.RRF": "Semantic Types",
     "MRDEF.RRF": "Definitions",
-    "MRFILES.RRF": "Relation Relation",
+    "MRFILES.RRF": "Relational Files",
 }
 
 
@@ -131,6 +134,46 @@ def _write_rows(handle: Any, columns: list[pa.Array | str]) -> None:
     arr = joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
     handle.write(memoryview(arr.buffers()[2])[offsets[0] : offsets[-1]])
+
+
+def _term_types(rng: np.random.Generator, sab_idx: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """TTY per atom: MeSH MH for a concept's first atom, ET/PEP after; SCN for NCBI Taxonomy's
+    scientific names; PT or SY elsewhere."""
+    is_msh = sab_idx == _MSH
+    m = sab_idx.size
+    tty = np.where(is_msh, np.where(first, "MH", np.where(rng.random(m) < 0.5, "ET", "PEP")), "PT")
+    tty = np.where(~is_msh & ~first & (rng.random(m) < 0.6), "SY", tty)
+    return np.where((sab_idx == _NCBI) & first, "SCN", tty)
+
+
+def _supplementary(cuis: np.ndarray) -> np.ndarray:
+    """Concepts whose MeSH code is a supplementary concept record (``C`` + 6 or 9 digits, TTY NM)."""
+    return cuis % 4 == 0
+
+
+def _codes(sab_idx: np.ndarray, cuis: np.ndarray) -> pa.Array:
+    """CODE per atom, in each source's real spelling, derived from the code-owning concept's CUI.
+
+    MeSH: descriptors ``D`` + 6 digits, supplementary concepts ``C`` + 6 (old) or 9 (new) digits,
+    never ``C`` + 7 (that is a CUI); OMIM: 6 digits; NCBI Taxonomy: unpadded integers (``9606``);
+    HPO: ``HP:`` CURIEs; MTH: ``NOCODE``; other sources: 6 digits.
+    """
+    num = (cuis * 7 + sab_idx) % 1_000_000
+    supplementary = _supplementary(cuis)
+    mesh = pc.if_else(
+        pa.array(supplementary & (cuis % 8 == 0)),
+        _fmt("C", num, 6),
+        pc.if_else(pa.array(supplementary), _fmt("C000", num, 6), _fmt("D", num, 6)),
+    )
+    code = _fmt("", num, 6)
+    for index, spelled in (
+        (_MSH, mesh),
+        (_NCBI, pc.cast(pa.array(num % 99_999 + 1), pa.string())),
+        (_HPO, _fmt("HP:", num, 7)),
+        (_MTH, pa.scalar("NOCODE")),
+    ):
+        code = pc.if_else(pa.array(sab_idx == index), spelled, code)
+    return code
 
 
 def _names(rng: np.random.Generator, size: int, serial: np.ndarray) -> pa.Array:
@@ -197,18 +240,16 @@ def write_synthetic_umls(
                 np.where(english, "ENG", np.array(_OTHER_LANGS)[rng.integers(0, len(_OTHER_LANGS), m)])
             )
             sab_idx = rng.choice(len(_SABS), size=m, p=sab_p)
+            # Some concepts exist only as Metathesaurus atoms (MTH, CODE=NOCODE): no source code at
+            # all, so only their CUI names them. Chosen from the CUI, which draws nothing from rng.
+            sab_idx = np.where(chunk[owner] % 20 == 1, _MTH, sab_idx)
             sab = pa.array(np.array(_SABS)[sab_idx])
-            is_msh = sab_idx == 0
-            tty = np.where(is_msh, np.where(first, "MH", np.where(rng.random(m) < 0.5, "ET", "PEP")), "PT")
-            tty = np.where(~is_msh & ~first & (rng.random(m) < 0.6), "SY", tty)
+            tty = _term_types(rng, sab_idx, first)
             # Codes: MeSH entry terms sometimes carry another concept's descriptor code (ambiguity).
+            is_msh = sab_idx == _MSH
             code_owner = np.where(is_msh & ~first & (rng.random(m) < 0.2), rng.integers(0, n, m), owner)
-            code_num = (chunk[code_owner] * 7 + sab_idx) % 1_000_000
-            code = pc.if_else(
-                pa.array(is_msh),
-                _fmt("D", code_num, 6),
-                pc.if_else(pa.array(sab_idx == 3), pa.scalar("NOCODE"), _fmt("", code_num, 6)),
-            )
+            code = _codes(sab_idx, chunk[code_owner])
+            tty = np.where(is_msh & (tty == "MH") & _supplementary(chunk[code_owner]), "NM", tty)
             serial = start + owner
             names = _names(rng, m, serial)
             # Case variants of the concept's first name (duplicates after case folding).
@@ -291,7 +332,10 @@ def write_synthetic_umls(
             # MRSTY: one or two semantic types per concept.
             n_types = 1 + (rng.random(n) < 0.3)
             sty_owner = np.repeat(np.arange(n), n_types)
-            sty_idx = (rng.integers(0, len(_STY), sty_owner.size) + np.arange(sty_owner.size)) % len(_STY)
+            # A concept's types are consecutive entries of the table from a random one: never twice the same.
+            first_row = np.repeat(np.cumsum(n_types) - n_types, n_types)
+            draw = rng.integers(0, len(_STY), sty_owner.size)
+            sty_idx = (draw[first_row] + np.arange(sty_owner.size) - first_row) % len(_STY)
             table = np.array(_STY)
             _write_rows(
                 sty,
