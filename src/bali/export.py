@@ -250,8 +250,10 @@ def export_run(
     )
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         lm_config.save_pretrained(tmp)
+        # A masked LM's head may hold one tensor under two names (BERT's prediction bias): every
+        # name gets its own copy, as safetensors stores no shared tensors.
         save_file(
-            {k: v.contiguous() for k, v in lm_state.items()},
+            {k: v.clone().contiguous() for k, v in lm_state.items()},
             str(tmp / "model.safetensors"),
             metadata={"format": "pt"},
         )
