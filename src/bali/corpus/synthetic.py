@@ -13,7 +13,8 @@ rehearsal walk the paper's path at miniature size:
   (``mesh:D000001|OMIM:123456`` in one string, or two list items), the same span annotated twice
   with two types, and gene annotations nested inside a concept's name.
 * :func:`write_medmentions_pubtator`: PubTator ``title``/``abstract`` lines and tab-separated mention
-  lines with MRSTY type ids and ``UMLS:C...`` gold, mentions being a concept's names or case variants.
+  lines with MRSTY type ids and ``UMLS:C...`` gold, mentions being a concept's names, their case
+  variants, or close variants (two words swapped, one dropped).
 
 Both are deterministic given the seed (Python's ``random.Random``: stable across versions).
 """
@@ -260,11 +261,23 @@ def write_synthetic_bern2(
 
 
 def _surface(name: str, rng: random.Random) -> str:
-    """A concept name as a text mentions it: as is, lower-cased, or with a capital first letter."""
+    """A concept name as a text mentions it: as is (55%), lower-cased or capitalised (25%), or with
+    two words swapped or one dropped (20%; the last word, the synthetic names' serial, is kept), so
+    that linking is easy but not a string lookup."""
     roll = rng.random()
-    if roll < 0.7:
+    if roll < 0.55:
         return name
-    return name.lower() if roll < 0.85 else name[:1].upper() + name[1:]
+    if roll < 0.8:
+        return name.lower() if roll < 0.7 else name[:1].upper() + name[1:]
+    *head, last = name.split(" ")
+    if len(head) < 2:
+        return name
+    i = rng.randrange(len(head) - 1)
+    if roll < 0.9:
+        head[i], head[i + 1] = head[i + 1], head[i]
+    else:
+        del head[i]
+    return " ".join([*head, last])
 
 
 def _medmentions_document(pmid: str, concepts: list[ReleaseConcept], rng: random.Random) -> list[str]:
