@@ -155,6 +155,30 @@ def test_heldout_rows_are_split_by_corpus_coverage(tmp_path: Path) -> None:
     assert [subsets[stage_module.NOT_IN_CORPUS](heldout(n)) for n in (0, 1, 5)] == [False, True, False]
 
 
+def test_eval_stage_samples_heldout_concepts_as_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`eval.heldout_max_concepts` and `eval.seed` reach the linking evaluation (they were ignored)."""
+    import bali.evaluate.linking
+    import bali.evaluate.report
+    import bali.export
+
+    p = _pipeline(tmp_path, "eval.heldout_max_concepts=7", "eval.seed=3")
+    monkeypatch.setattr(stage_module, "corpus_coverage_subsets", lambda corpus: None)
+    seen: dict[str, Any] = {}
+
+    def fake_linking(**kwargs: Any) -> dict[str, Any]:
+        seen.update(kwargs)
+        return {"protocol": "p", "rows": [{"protocol": "p", "subset": "all"}]}
+
+    monkeypatch.setattr(bali.evaluate.linking, "evaluate_linking", fake_linking)
+    monkeypatch.setattr(bali.evaluate.report, "write_report", lambda *a, **k: tmp_path / "report.md")
+    monkeypatch.setattr(bali.export, "write_model_card", lambda *a, **k: None)
+    p.run_dir.mkdir(parents=True)
+    stage_module.run_eval(p, fresh=True)
+    assert seen["max_mentions"] == 7 and seen["seed"] == 3
+
+
 def test_demo_prints_base_and_bali_rows_and_their_pairing(
     tmp_path: Path, fake_runners: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -101,6 +101,16 @@ def write_checkpoint(
     return final
 
 
+def remove_partial_writes(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary directories of checkpoint writes that a kill interrupted."""
+    root = checkpoint_root(run_dir)
+    stale = sorted(root.glob(".tmp-step-*")) if root.is_dir() else []
+    for path in stale:
+        logger.info("removing %s: a checkpoint write that did not finish", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
 def load_latest(run_dir: str | Path, load_state: Callable[[str], None]) -> tuple[TrainerState, Path] | None:
     """Restore the newest loadable checkpoint; skip partial or corrupt ones with a warning.
 

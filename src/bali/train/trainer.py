@@ -30,7 +30,7 @@ from bali.export import export_run
 from bali.lm import load_tokenizer, tokenizer_fingerprint
 from bali.model.bali import BaliModel
 from bali.model.config import LOSS_KEYS
-from bali.train.checkpoints import TrainerState, load_latest, write_checkpoint
+from bali.train.checkpoints import TrainerState, load_latest, remove_partial_writes, write_checkpoint
 from bali.train.config import TrainConfig
 from bali.train.distributed import launched_on_cpu
 from bali.train.rundir import BASE_DIR, CONFIG_FILE, DATA_MANIFEST, FINAL_DIR, METRICS
@@ -416,6 +416,7 @@ def _restore(run: _Run) -> None:
         run.state = restored[0]
     if run.is_main:
         truncate_metrics(run.out / METRICS, run.state.step)
+        remove_partial_writes(run.out)
     run.accelerator.wait_for_everyone()
 
 
