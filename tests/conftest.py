@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,3 +66,36 @@ def tiny_mlm_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The same tiny BERT saved as ``BertForMaskedLM``: a checkpoint with its own pretrained MLM head,
     as PubMedBERT and BioLinkBERT ship (``model.mlm_head: checkpoint``)."""
     return _write_tiny_bert(tmp_path_factory.mktemp("tiny_mlm_bert"), masked_lm=True)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _accelerate_launch(args: list[str], timeout: float = 600) -> tuple[str, str]:
+    """Run ``accelerate launch ARGS`` with one thread per process; return (stdout, stderr) of a
+    successful run. A new session, so a timeout kills the worker processes too, not only the launcher."""
+    command = [str(Path(sys.executable).with_name("accelerate")), "launch", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-4000:]
+    return stdout, stderr
+
+
+@pytest.fixture(scope="session")
+def accelerate_launch() -> Callable[..., tuple[str, str]]:
+    """``accelerate launch`` as users run it, for the multi-process tests."""
+    return _accelerate_launch

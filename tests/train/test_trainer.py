@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -142,41 +138,26 @@ def test_dataset_from_another_tokenizer_is_rejected(
 
 
 def test_two_cpu_processes_end_with_identical_weights(
-    tmp_path: Path, tiny_dataset_dir: Path, tiny_bert_dir: str
+    tmp_path: Path,
+    tiny_dataset_dir: Path,
+    tiny_bert_dir: str,
+    accelerate_launch: Callable[..., tuple[str, str]],
 ) -> None:
-    accelerate = Path(sys.executable).with_name("accelerate")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        str(accelerate),
-        "launch",
-        "--config_file",
-        str(REPO / "configs" / "accelerate" / "cpu.yaml"),
-        "--num_processes",
-        "2",
-        "--main_process_port",
-        "0",
-        str(Path(__file__).with_name("ddp_train.py")),
-        str(tiny_dataset_dir),
-        tiny_bert_dir,
-        str(tmp_path / "ddp"),
-    ]
-    # A new session, so a timeout kills the worker processes too, not only the launcher.
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-        start_new_session=True,
+    stdout, _ = accelerate_launch(
+        [
+            "--config_file",
+            str(REPO / "configs" / "accelerate" / "cpu.yaml"),
+            "--num_processes",
+            "2",
+            "--main_process_port",
+            "0",
+            str(Path(__file__).with_name("ddp_train.py")),
+            str(tiny_dataset_dir),
+            tiny_bert_dir,
+            str(tmp_path / "ddp"),
+        ],
+        timeout=300,
     )
-    try:
-        stdout, stderr = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
     results = [
         json.loads(line[len("RESULT ") :]) for line in stdout.splitlines() if line.startswith("RESULT ")
     ]
