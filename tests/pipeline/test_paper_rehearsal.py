@@ -83,6 +83,16 @@ def test_every_stage_ran_once_and_wrote_its_artefact(rehearsal: Path) -> None:
     assert not [p for p in rehearsal.rglob(".*tmp*")], "no temporary directory may be left behind"
 
 
+def test_a_second_run_finds_every_stage_up_to_date(
+    rehearsal: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One stamp per stage, written once: the eval's record of the training run matches the training's."""
+    stamps = {s: json.loads((rehearsal / ".stamps" / f"{s}.json").read_text()) for s in STAGES}
+    assert stamps["eval"]["upstream"]["train"] == stamps["train"]["run_id"]
+    assert main(["run", str(rehearsal.parent / "paper.yaml")]) == 0
+    assert f"0 stage(s) ran, {len(STAGES)} up to date" in capsys.readouterr().out
+
+
 def test_corpus_reached_the_kg_through_cross_references(rehearsal: Path) -> None:
     counts = json.loads((rehearsal / "corpus" / "manifest.json").read_text())["counts"]
     assert counts["mentions"] > 100

@@ -143,10 +143,12 @@ class Pipeline:
         for stage in stages:
             forced = forced or stage == force_from
             plan = self.plan(stage)
-            if is_distributed() and stage != "train":
-                report["stages"][stage] = self._run_on_main(plan, forced, progress)
-            else:
+            if not is_distributed():
                 report["stages"][stage] = self._run_stage(plan, forced, progress)
+            elif stage == "train":
+                report["stages"][stage] = self._run_on_all(plan, forced, progress)
+            else:
+                report["stages"][stage] = self._run_on_main(plan, forced, progress)
         end_distributed()
         return report
 
@@ -163,7 +165,17 @@ class Pipeline:
             raise BaliError(f"[{plan.name}] the main process did not finish this stage; see its error")
         return {"status": "main process", "output": str(plan.output)}
 
-    def _run_stage(self, plan: StagePlan, forced: bool, progress: Callable[[str], None]) -> dict[str, Any]:
+    def _run_on_all(self, plan: StagePlan, forced: bool, progress: Callable[[str], None]) -> dict[str, Any]:
+        """Every rank runs the stage (training); the main process alone reports and stamps it."""
+        state = process_state()
+        main = bool(state.is_main_process)
+        result = self._run_stage(plan, forced, progress if main else lambda _: None, stamp=main)
+        state.wait_for_everyone()  # the stamp is on disk before any rank goes on
+        return result
+
+    def _run_stage(
+        self, plan: StagePlan, forced: bool, progress: Callable[[str], None], stamp: bool = True
+    ) -> dict[str, Any]:
         from bali.pipeline.stages import RUNNERS
 
         if not forced and self.is_up_to_date(plan):
@@ -173,6 +185,7 @@ class Pipeline:
         start = time.perf_counter()
         result = RUNNERS[plan.name](self, forced)
         elapsed = time.perf_counter() - start
-        self.mark_done(plan)
+        if stamp:
+            self.mark_done(plan)
         progress(f"[{plan.name}] done in {elapsed:.1f}s")
         return {"status": "ran", "output": str(plan.output), "seconds": round(elapsed, 1), "result": result}
