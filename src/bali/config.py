@@ -64,44 +64,93 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = []
+def _node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node on the path ``loc`` (a key's own line when it exists)."""
+    line = None
+    node = root
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next((pair for pair in node.value if str(pair[0].value) == str(part)), None)
+        if match is None:
+            break
+        line = match[0].start_mark.line + 1
+        node = match[1]
+    return line
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The YAML mapping of a config file and its node tree (for line numbers); bad files are bad input."""
+    if not path.is_file():
+        raise BadInputError("config file not found" if not path.exists() else "config is not a file", path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"invalid UTF-8 at byte {exc.start}", path, raw.count(b"\n", 0, exc.start) + 1
+        ) from exc
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        loaded = None if root is None else loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise BadInputError(f"not valid YAML: {exc}", path, None if mark is None else mark.line + 1) from exc
+    except RecursionError as exc:
+        raise BadInputError("not valid YAML: nested too deeply", path) from exc
+    finally:
+        loader.dispose()
+    if loaded is None:
+        return {}, root
+    if not isinstance(loaded, dict):
+        raise BadInputError("expected a mapping of sections at the top level", path, 1)
+    return loaded, root
+
+
+def _validation_error(
+    exc: ValidationError, path: Path | None, root: yaml.Node | None, overrides: list[str]
+) -> BadInputError:
+    """One message listing every problem, each against the ``--set`` item or YAML line it came from."""
+    set_items = {tuple(parse_override(item)[0]): item for item in overrides}
+    lines: list[str] = []
+    first_line: int | None = None
+    from_file = False
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = tuple(str(p) for p in err["loc"])
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"  {loc}: {msg}")
-    return f"invalid configuration in {source}:\n" + "\n".join(lines)
+        item = next((v for k, v in set_items.items() if loc[: len(k)] == k), None)
+        if item is not None:
+            lines.append(f"  {'.'.join(loc)} (--set {item}): {msg}")
+            continue
+        from_file = path is not None
+        line = _node_line(root, loc)
+        if line is not None:
+            first_line = line if first_line is None else min(first_line, line)
+        where = f" (line {line})" if line is not None else ""
+        lines.append(f"  {'.'.join(loc)}{where}: {msg}")
+    source = str(path) if from_file else "--set" if set_items else "defaults"
+    message = f"invalid configuration in {source}:\n" + "\n".join(lines)
+    return BadInputError(message, path if from_file else None, first_line)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> BaliConfig:
     """Load a YAML config (or the defaults), apply overrides, validate.
 
+    Errors name the YAML line of each bad key, or the ``--set`` item that supplied the value.
     Relative paths inside the YAML stay as written; stages resolve them against the working directory.
     """
+    overrides = overrides or []
     data: dict[str, Any] = {}
-    source = "defaults"
+    root: yaml.Node | None = None
     if path is not None:
         path = Path(path)
-        source = str(path)
-        if not path.exists():
-            raise BadInputError("config file not found", path)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise BadInputError(
-                f"not valid YAML: {exc}", path, None if mark is None else mark.line + 1
-            ) from exc
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise BadInputError("expected a mapping of sections at the top level", path, 1)
-        data = loaded
-    apply_overrides(data, overrides or [])
+        data, root = _read_yaml(path)
+    apply_overrides(data, overrides)
     try:
         return BaliConfig.model_validate(data)
     except ValidationError as exc:
-        raise BadInputError(_format_validation_error(exc, source)) from exc
+        raise _validation_error(exc, path, root, overrides) from exc
 
 
 def dump_config(config: BaliConfig) -> str:

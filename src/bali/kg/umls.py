@@ -145,6 +145,8 @@ def _batches(rrf: _RRF, needed: list[str], desc: str) -> Iterator[tuple[int, pa.
     missing = [c for c in needed if c not in rrf.columns]
     if missing:
         raise BadInputError(f"the layout of {rrf.path.name} lacks column(s) {missing}", rrf.path)
+    if (rrf.read_path or rrf.path).stat().st_size == 0:  # every line dropped by the slow pass
+        return
     try:  # open_csv already parses the first block
         reader = pacsv.open_csv(
             rrf.read_path or rrf.path,
@@ -254,6 +256,11 @@ def _scan(rrf: _RRF, needed: list[str], budget: _FileBudget, scratch: Path, acc:
     Errors this file counted during the abandoned fast pass are forgotten, since the second pass
     meets the same lines again.
     """
+    if rrf.path.stat().st_size == 0:
+        raise BadInputError(
+            f"empty file: expected '|'-terminated rows of {len(rrf.columns)} fields ({','.join(rrf.columns)})",
+            rrf.path,
+        )
     acc.reset()
     try:
         for start, batch in _batches(rrf, needed, rrf.path.name):
