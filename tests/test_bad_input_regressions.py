@@ -6,14 +6,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bali.artifacts import atomic_output_dir
 from bali.config import load_config
+from bali.corpus.config import CorpusConfig
+from bali.corpus.link import link_corpus
 from bali.corpus.readers import InputBudget, read_documents
 from bali.errors import BadInputError
+from bali.evaluate.dictionary import load_dictionary_file
+from bali.evaluate.mentions import read_biosyn, read_heldout, read_pubtator
 from bali.kg.build import build_kg
 from bali.kg.config import KGConfig
 
@@ -126,3 +131,113 @@ def test_a_live_stage_keeps_its_temporary_dir(tmp_path: Path) -> None:
     out = tmp_path / "art"
     with atomic_output_dir(out) as running, atomic_output_dir(tmp_path / "art", overwrite=True) as second:
         assert running.is_dir() and second.is_dir()  # a live process's directory is not debris
+
+
+# Found by the fuzz suite (tests/fuzz).
+
+
+@pytest.mark.parametrize(
+    ("name", "read"),
+    [
+        ("dictionary.txt", load_dictionary_file),
+        ("test.pubtator", read_pubtator),
+        ("doc.concept", read_biosyn),
+        ("heldout_synonyms.tsv", read_heldout),
+    ],
+)
+def test_evaluation_readers_reject_invalid_utf8_with_its_line(
+    tmp_path: Path, name: str, read: Callable[[Path], object]
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xff\n")
+    with pytest.raises(BadInputError, match="invalid UTF-8") as info:
+        read(path)
+    assert (info.value.path, info.value.line) == (str(path), 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "read"),
+    [
+        ("test.pubtator", "1|t|Aspirin\n1\t\u00b2\t7\tAspirin\tChemical\tD001241\n", read_pubtator),
+        (
+            "doc.concept",
+            "1||0|7||Chemical||Aspirin||D001241\n1||\u00b2|7||Chemical||Aspirin||D001241\n",
+            read_biosyn,
+        ),
+        ("heldout_synonyms.tsv", "node_id\tsource_id\tname\n\u00b2\tX\tY\n", read_heldout),
+        ("heldout_synonyms.tsv", "node_id\tsource_id\tname\n0\tX\rZ\tY\n", read_heldout),
+        ("heldout_synonyms.tsv", "node_id\tsource_id\tname\n0\tX\t" + "Y" * 200_000 + "\n", read_heldout),
+    ],
+    ids=["pubtator-superscript", "biosyn-superscript", "heldout-superscript", "heldout-cr", "heldout-huge"],
+)
+def test_evaluation_readers_reject_odd_digits_and_tsv_lines(
+    tmp_path: Path, name: str, text: str, read: Callable[[Path], object]
+) -> None:
+    """'²' passes str.isdigit() but not int(); a carriage return or a huge field breaks the csv module."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BadInputError) as info:
+        read(path)
+    assert (info.value.path, info.value.line) == (str(path), 2)
+
+
+def test_mrfiles_declaring_too_few_columns_names_its_line(tmp_path: Path) -> None:
+    release = tmp_path / "umls"
+    release.mkdir()
+    (release / "MRFILES.RRF").write_text(
+        "MRSTY.RRF|Semantic Types|CUI,TUI,STN,STY,ATUI,CVF|6|1|1|\nMRCONSO.RRF|x|CUI,STR|2|1|1|\n"
+    )
+    (release / "MRCONSO.RRF").write_text(MRCONSO_ROW + "\n")
+    (release / "MRREL.RRF").write_text(MRREL_ROW + "\n")
+    with pytest.raises(BadInputError, match=r"MRCONSO.RRF is declared without its column\(s\)") as info:
+        build_kg(KGConfig(source="umls", umls_dir=str(release)), tmp_path / "kg")
+    assert (info.value.path, info.value.line) == (str(release / "MRFILES.RRF"), 2)
+
+
+def test_restrict_to_with_a_non_ascii_digit_is_bad_input(tmp_path: Path) -> None:
+    release = tmp_path / "umls"
+    release.mkdir()
+    for name, row in (("MRCONSO.RRF", MRCONSO_ROW), ("MRREL.RRF", MRREL_ROW)):
+        (release / name).write_text(row + "\n")
+    restrict = tmp_path / "cuis.txt"
+    restrict.write_text("C0000001\nC000000\u00b2\n")
+    with pytest.raises(BadInputError, match="expected one CUI per line") as info:
+        build_kg(KGConfig(source="umls", umls_dir=str(release), restrict_to=str(restrict)), tmp_path / "kg")
+    assert (info.value.path, info.value.line) == (str(restrict), 2)
+
+
+@pytest.mark.parametrize("source", ["obo", "tsv"])
+def test_a_graph_file_without_concepts_is_named(tmp_path: Path, source: str) -> None:
+    graph = tmp_path / "graph.txt"
+    graph.write_text("format-version: 1.2\n" if source == "obo" else "# nothing but a comment\n")
+    edges = tmp_path / "edges.tsv"
+    edges.write_text("")
+    files = (
+        {"obo_files": [str(graph)]}
+        if source == "obo"
+        else {"tsv_concepts": str(graph), "tsv_edges": str(edges)}
+    )
+    with pytest.raises(BadInputError, match="would be empty") as info:
+        build_kg(KGConfig(source=source, **files), tmp_path / "kg")
+    assert info.value.path == str(graph)
+
+
+def test_corpus_without_documents_names_the_input(tmp_path: Path) -> None:
+    concepts, edges = tmp_path / "c.tsv", tmp_path / "e.tsv"
+    concepts.write_text("A\tAspirin\n")
+    edges.write_text("")
+    build_kg(KGConfig(source="tsv", tsv_concepts=str(concepts), tsv_edges=str(edges)), tmp_path / "kg")
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n\n")
+    config = CorpusConfig(builtin=False, inputs=[str(docs)], format="text")
+    with pytest.raises(BadInputError, match="no documents") as info:
+        link_corpus(tmp_path / "kg", tmp_path / "corpus", config, show_progress=False)
+    assert info.value.path == str(docs)
+
+
+def test_config_with_a_control_character_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"out_dir: x\ntrain:\n  max_steps: \x00\n")
+    with pytest.raises(BadInputError, match="not valid YAML") as info:
+        load_config(path)
+    assert info.value.line == 3

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from yaml.reader import ReaderError
 
 from bali.corpus.config import CorpusConfig
 from bali.data.config import DataConfig
@@ -79,6 +80,16 @@ def _node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+def _yaml_error_line(exc: yaml.YAMLError, text: str) -> int | None:
+    """1-based line of a YAML error: its mark, or the character position of a reader error."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return mark.line + 1
+    if isinstance(exc, ReaderError):
+        return text.count("\n", 0, exc.position) + 1
+    return None
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
     """The YAML mapping of a config file and its node tree (for line numbers); bad files are bad input."""
     if not path.is_file():
@@ -90,17 +101,17 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
         raise BadInputError(
             f"invalid UTF-8 at byte {exc.start}", path, raw.count(b"\n", 0, exc.start) + 1
         ) from exc
-    loader = yaml.SafeLoader(text)
     try:
-        root = loader.get_single_node()
-        loaded = None if root is None else loader.construct_document(root)
+        loader = yaml.SafeLoader(text)  # rejects non-printable characters already
+        try:
+            root = loader.get_single_node()
+            loaded = None if root is None else loader.construct_document(root)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise BadInputError(f"not valid YAML: {exc}", path, None if mark is None else mark.line + 1) from exc
+        raise BadInputError(f"not valid YAML: {exc}", path, _yaml_error_line(exc, text)) from exc
     except RecursionError as exc:
         raise BadInputError("not valid YAML: nested too deeply", path) from exc
-    finally:
-        loader.dispose()
     if loaded is None:
         return {}, root
     if not isinstance(loaded, dict):

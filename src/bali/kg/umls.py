@@ -123,8 +123,19 @@ def read_layout(directory: Path) -> dict[str, list[str]]:
                     raise BadInputError(
                         "expected 'FIL|DES|FMT|...' (a file name and its columns)", mrfiles, number
                     )
-                layout[fields[0]] = fields[2].split(",")
+                layout[fields[0]] = _declared_columns(fields[0], fields[2], mrfiles, number)
     return layout
+
+
+def _declared_columns(name: str, fmt: str, mrfiles: Path, number: int) -> list[str]:
+    """The FMT column list of one MRFILES line: distinct names, all of the standard ones (any order)."""
+    columns = fmt.split(",")
+    if "" in columns or len(set(columns)) != len(columns):
+        raise BadInputError(f"{name}: expected distinct, non-empty column names, got '{fmt}'", mrfiles, number)
+    missing = [c for c in STANDARD_LAYOUT.get(name, []) if c not in columns]
+    if missing:
+        raise BadInputError(f"{name} is declared without its column(s) {missing}", mrfiles, number)
+    return columns
 
 
 @dataclass
@@ -572,7 +583,7 @@ def _neighbourhood(
             if not text or text.startswith("#"):
                 continue
             text = text.split(":", 1)[1] if text.upper().startswith("UMLS:") else text
-            if len(text) != 8 or text[0] != "C" or not text[1:].isdigit():
+            if len(text) != 8 or text[0] != "C" or not text[1:].isdecimal():
                 raise BadInputError(f"expected one CUI per line (C + 7 digits), got '{text}'", path, number)
             wanted.append(int(text[1:]))
     pos, found = index.nodes(np.asarray(wanted, dtype=np.int64))
