@@ -131,7 +131,9 @@ def _declared_columns(name: str, fmt: str, mrfiles: Path, number: int) -> list[s
     """The FMT column list of one MRFILES line: distinct names, all of the standard ones (any order)."""
     columns = fmt.split(",")
     if "" in columns or len(set(columns)) != len(columns):
-        raise BadInputError(f"{name}: expected distinct, non-empty column names, got '{fmt}'", mrfiles, number)
+        raise BadInputError(
+            f"{name}: expected distinct, non-empty column names, got '{fmt}'", mrfiles, number
+        )
     missing = [c for c in STANDARD_LAYOUT.get(name, []) if c not in columns]
     if missing:
         raise BadInputError(f"{name} is declared without its column(s) {missing}", mrfiles, number)
