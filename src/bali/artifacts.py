@@ -149,24 +149,21 @@ def _process_alive(pid: int | None) -> bool:
     return True
 
 
-def _remove_stale_siblings(out: Path) -> None:
-    """Delete the temporary (``.NAME.tmp-PID-*``) and moved-aside (``.NAME.old-PID``) directories
-    that killed runs writing ``out`` left next to it.
+def remove_stale_temporaries(parent: Path, prefix: str) -> None:
+    """Delete the directories ``parent/PREFIX<pid>[-...]`` whose process no longer exists.
 
-    A directory is debris when the process named in it no longer exists; one from a run still going
-    (a second terminal, the same process) is kept. Names without a pid come from older versions and
-    are removed.
+    Temporary directories carry their creator's pid after a fixed prefix, so the next run of a
+    stage recognises what a killed run left behind; one from a run still going (a second terminal,
+    the same process) is kept. Names without a pid come from older versions and are removed.
     """
-    if not out.parent.is_dir():
+    if not parent.is_dir():
         return
-    for kind in ("tmp", "old"):
-        prefix = f".{out.name}.{kind}-"
-        for sibling in out.parent.iterdir():
-            if not sibling.name.startswith(prefix) or not sibling.is_dir():
-                continue
-            owner = sibling.name[len(prefix) :].split("-", 1)[0]
-            if not _process_alive(int(owner) if owner.isdecimal() else None):
-                shutil.rmtree(sibling, ignore_errors=True)
+    for sibling in parent.iterdir():
+        if not sibling.name.startswith(prefix) or not sibling.is_dir():
+            continue
+        owner = sibling.name[len(prefix) :].split("-", 1)[0]
+        if not _process_alive(int(owner) if owner.isdecimal() else None):
+            shutil.rmtree(sibling, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -178,7 +175,8 @@ def atomic_output_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path
     carry the pid, so the debris of a killed run is recognised and removed by the next run.
     """
     out = Path(out)
-    _remove_stale_siblings(out)
+    for kind in ("tmp", "old"):  # what killed runs writing ``out`` left next to it
+        remove_stale_temporaries(out.parent, f".{out.name}.{kind}-")
     if out.exists() and not overwrite:
         raise BadInputError("output directory exists; pass --overwrite to replace it", out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ examples were tried and how many parsed or were rejected.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -76,9 +77,12 @@ SEPARATORS = (b"\n", b"\t", b"|", b",", b":", b" ", b'"')
 
 
 def fuzz_settings(max_examples: int) -> settings:
-    """Bounded, deterministic settings (the suite's time budget is split by ``max_examples``)."""
+    """Bounded, deterministic settings (the suite's time budget is split by ``max_examples``).
+
+    ``BALI_FUZZ_SCALE=N`` multiplies every budget, for a deeper run by hand than CI can afford.
+    """
     return settings(
-        max_examples=max_examples,
+        max_examples=max_examples * int(os.environ.get("BALI_FUZZ_SCALE", "1")),
         deadline=None,
         derandomize=True,
         database=None,

@@ -23,6 +23,7 @@ of CUI1, CUI2 isa CUI1), so the CSR row of CUI1 lists CUI2 and the relation phra
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
+from bali.artifacts import remove_stale_temporaries
 from bali.errors import BadInputError, ErrorBudget
 from bali.ids import PREFIX_ALIASES
 from bali.kg.config import KGConfig
@@ -94,6 +96,7 @@ SUPPRESSED = ("O", "E", "Y")
 MAIN_HEADING_TTYS = ("MH", "NM", "PT")
 BLOCK_SIZE = 4 << 20
 CUI_SPACE = 10_000_000
+SCRATCH_PREFIX = "bali-umls-"
 
 
 # Sources whose CODE is already a CURIE (``HP:0001250``, ``GO:0008150``): the code is the key.
@@ -619,7 +622,9 @@ def load_umls(config: KGConfig, budget: ErrorBudget) -> KGPieces:
         if not (directory / required).is_file():
             raise BadInputError(f"{required} not found in the UMLS release directory", directory / required)
     layout = read_layout(directory)
-    scratch = Path(tempfile.mkdtemp(prefix="bali-umls-"))
+    # Cleaned copies of whole RRF files can be large: a killed run's are removed by the next one.
+    remove_stale_temporaries(Path(tempfile.gettempdir()), SCRATCH_PREFIX)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     try:
         return _load(config, budget, directory, layout, scratch)
     finally:
