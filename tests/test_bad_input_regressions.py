@@ -86,13 +86,14 @@ def test_config_error_names_the_yaml_line(tmp_path: Path) -> None:
     assert "data.neighbours (line 6):" in str(info.value)
 
 
-def test_bad_set_value_is_reported_against_the_set_argument(tmp_path: Path) -> None:
+@pytest.mark.parametrize("item", ["data.neighbours=-1", "kg.bogus.deeper=1"])
+def test_bad_set_value_is_reported_against_the_set_argument(tmp_path: Path, item: str) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("train:\n  max_steps: 10\n")
     with pytest.raises(BadInputError) as info:
-        load_config(path, ["data.neighbours=-1"])
+        load_config(path, [item])
     assert info.value.path is None
-    assert "--set data.neighbours=-1" in str(info.value)
+    assert f"--set {item}" in str(info.value)
     assert str(path) not in str(info.value)
 
 

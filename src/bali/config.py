@@ -65,19 +65,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def _node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest YAML node on the path ``loc`` (a key's own line when it exists)."""
+def _node_line(root: yaml.Node | None, loc: tuple[str, ...]) -> tuple[int | None, bool]:
+    """1-based line of the deepest YAML key on the path ``loc``, and whether the whole path is there."""
     line = None
     node = root
-    for part in loc:
+    for depth, part in enumerate(loc):
         if not isinstance(node, yaml.MappingNode):
-            break
-        match = next((pair for pair in node.value if str(pair[0].value) == str(part)), None)
+            return line, False
+        match = next((pair for pair in node.value if str(pair[0].value) == part), None)
         if match is None:
-            break
+            return line, False
         line = match[0].start_mark.line + 1
         node = match[1]
-    return line
+        if depth == len(loc) - 1:
+            return line, True
+    return line, not loc
 
 
 def _yaml_error_line(exc: yaml.YAMLError, text: str) -> int | None:
@@ -130,18 +132,22 @@ def _validation_error(
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        item = next((v for k, v in set_items.items() if loc[: len(k)] == k), None)
+        line, in_file = _node_line(root, loc)
+        # A --set item is to blame for errors inside the value it set, and for a key it created.
+        item = next(
+            (v for k, v in set_items.items() if loc[: len(k)] == k or (k[: len(loc)] == loc and not in_file)),
+            None,
+        )
         if item is not None:
             lines.append(f"  {'.'.join(loc)} (--set {item}): {msg}")
             continue
         from_file = path is not None
-        line = _node_line(root, loc)
         if line is not None:
             first_line = line if first_line is None else min(first_line, line)
         where = f" (line {line})" if line is not None else ""
         lines.append(f"  {'.'.join(loc)}{where}: {msg}")
-    source = str(path) if from_file else "--set" if set_items else "defaults"
-    message = f"invalid configuration in {source}:\n" + "\n".join(lines)
+    # The file is the error's path (printed before the message); each line names its own source.
+    message = "invalid configuration:\n" + "\n".join(lines)
     return BadInputError(message, path if from_file else None, first_line)
 
 
