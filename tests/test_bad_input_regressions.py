@@ -266,3 +266,19 @@ def test_next_umls_build_removes_a_killed_builds_scratch_copies(
         (release / name).write_text(row + "\n")
     build_kg(KGConfig(source="umls", umls_dir=str(release)), tmp_path / "kg")
     assert [p.name for p in scratch_root.iterdir()] == [live.name]
+
+
+@pytest.mark.parametrize(("text", "line"), [("?\n", 1), ("train:\n  max_steps: 5\n  1: 2\n", 3)])
+def test_config_key_that_is_not_a_name_is_bad_input(tmp_path: Path, text: str, line: int) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(BadInputError, match="expected a setting name") as info:
+        load_config(path)
+    assert info.value.line == line
+
+
+def test_config_merge_keys_still_work(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  <<: {max_steps: 7}\n  batch_size: 4\n")
+    config = load_config(path)
+    assert (config.train.max_steps, config.train.batch_size) == (7, 4)

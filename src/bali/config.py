@@ -116,9 +116,33 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
         raise BadInputError("not valid YAML: nested too deeply", path) from exc
     if loaded is None:
         return {}, root
+    _check_keys(root, path)
     if not isinstance(loaded, dict):
         raise BadInputError("expected a mapping of sections at the top level", path, 1)
     return loaded, root
+
+
+_KEY_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge")  # a name, or ``<<: *anchor``
+
+
+def _check_keys(root: yaml.Node, path: Path) -> None:
+    """Every mapping key is a plain string (``? x``, ``1:`` or ``null:`` keys name no setting)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:  # iterative: aliases may nest deeper than the recursion limit, or loop
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if not (isinstance(key, yaml.ScalarNode) and key.tag in _KEY_TAGS):
+                    raise BadInputError(
+                        "expected a setting name (a string) as key", path, key.start_mark.line + 1
+                    )
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def _validation_error(
