@@ -282,3 +282,18 @@ def test_config_merge_keys_still_work(tmp_path: Path) -> None:
     path.write_text("train:\n  <<: {max_steps: 7}\n  batch_size: 4\n")
     config = load_config(path)
     assert (config.train.max_steps, config.train.batch_size) == (7, 4)
+
+
+def test_json_nested_too_deeply_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"text": "x", "a": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(BadInputError, match="nested too deeply") as info:
+        list(read_documents([path], "jsonl", InputBudget()))
+    assert info.value.line == 1
+
+
+def test_yaml_nested_too_deeply_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("out_dir: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(BadInputError, match="nested too deeply"):
+        load_config(path)

@@ -157,10 +157,10 @@ class _RRF:
 
 
 def _batches(rrf: _RRF, needed: list[str], desc: str) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """(first row index, batch) over the needed columns, all as strings; raises _Malformed."""
-    missing = [c for c in needed if c not in rrf.columns]
-    if missing:
-        raise BadInputError(f"the layout of {rrf.path.name} lacks column(s) {missing}", rrf.path)
+    """(first row index, batch) over the needed columns, all as strings; raises _Malformed.
+
+    Every needed column is a standard one, which :func:`read_layout` guarantees a layout has.
+    """
     if (rrf.read_path or rrf.path).stat().st_size == 0:  # every line dropped by the slow pass
         return
     try:  # open_csv already parses the first block
