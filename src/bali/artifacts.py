@@ -136,18 +136,51 @@ def is_up_to_date(
     )
 
 
+def _process_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists on this machine (None, an unparsable owner, counts as dead)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(parent: Path, prefix: str) -> None:
+    """Delete the directories ``parent/PREFIX<pid>[-...]`` whose process no longer exists.
+
+    Temporary directories carry their creator's pid after a fixed prefix, so the next run of a
+    stage recognises what a killed run left behind; one from a run still going (a second terminal,
+    the same process) is kept. Names without a pid come from older versions and are removed.
+    """
+    if not parent.is_dir():
+        return
+    for sibling in parent.iterdir():
+        if not sibling.name.startswith(prefix) or not sibling.is_dir():
+            continue
+        owner = sibling.name[len(prefix) :].split("-", 1)[0]
+        if not _process_alive(int(owner) if owner.isdecimal() else None):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_output_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``out`` only if the block succeeds.
 
     ``out`` existing without ``overwrite`` is an error raised before any work starts. The old
-    directory is moved aside and deleted only after the new one is in place.
+    directory is moved aside and deleted only after the new one is in place. Both temporary names
+    carry the pid, so the debris of a killed run is recognised and removed by the next run.
     """
     out = Path(out)
+    for kind in ("tmp", "old"):  # what killed runs writing ``out`` left next to it
+        remove_stale_temporaries(out.parent, f".{out.name}.{kind}-")
     if out.exists() and not overwrite:
         raise BadInputError("output directory exists; pass --overwrite to replace it", out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
     except BaseException:

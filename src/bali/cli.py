@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -65,16 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(verbose: bool) -> None:
+    """bali's own INFO lines always; other libraries' only with ``--verbose``.
+
+    Without it, third-party loggers show warnings and errors only (faiss logs its loader attempts,
+    ``Could not load library with AVX2 support``, at INFO; Accelerate every checkpoint file), and
+    transformers' per-load "Loading weights" progress bars are off. An explicit
+    ``HF_HUB_DISABLE_PROGRESS_BARS`` in the environment wins.
+    """
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger().setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("bali").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if verbose or "HF_HUB_DISABLE_PROGRESS_BARS" in os.environ:
+        return
+    # transformers reads this when it is first imported (handlers import it lazily); a process that
+    # has imported it already (tests calling main) is switched off directly.
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:
+        hf_logging.disable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    if not args.verbose:  # Accelerate logs every file of every checkpoint at INFO
-        logging.getLogger("accelerate").setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -27,6 +27,18 @@ class BadInputError(BaliError):
         super().__init__(where + message)
 
 
+def decode_line(raw: bytes, path: str | Path, number: int) -> str:
+    """One line of a UTF-8 file read in binary mode, without its line break.
+
+    Readers decode line by line so that invalid UTF-8 is bad input naming its line, not a
+    ``UnicodeDecodeError`` raised somewhere in a read buffer.
+    """
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"invalid UTF-8 at byte {exc.start} of the line", path, number) from exc
+
+
 class ErrorBudget:
     """Counts tolerated malformed records per reason; raises once more than ``max_errors`` are seen.
 

@@ -280,7 +280,7 @@ def link_corpus(
                         concepts.update(mention[2])
             num_sentences, num_mentions = writer.num_sentences, writer.num_mentions
         if counts["documents"] == 0:
-            raise BadInputError("no documents were read from the input")
+            raise BadInputError("no documents were read from the input", ", ".join(config.inputs) or None)
         elapsed = time.perf_counter() - began
         result_counts: dict[str, Any] = {
             "documents": counts["documents"],

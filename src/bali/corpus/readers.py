@@ -79,7 +79,17 @@ def _lines(path: Path, budget: InputBudget) -> Iterator[tuple[int, str]]:
 
 
 def _check_span(doc: Document, ann: GoldAnnotation, budget: InputBudget, path: Path) -> bool:
-    """Record and reject a span outside the text or a mention string that differs from its span."""
+    """Record and reject a reversed span, a span outside the text, or a mention string that differs
+    from its span."""
+    if ann.end <= ann.start:
+        budget.record(
+            "bad_span",
+            f"span {ann.start}-{ann.end} of '{ann.mention}': its end {ann.end} is not after its start "
+            f"{ann.start}",
+            path,
+            ann.line,
+        )
+        return False
     if not 0 <= ann.start < ann.end <= len(doc.text):
         budget.record(
             "span_out_of_range",
@@ -143,7 +153,31 @@ def _json_lines(path: Path, budget: InputBudget) -> Iterator[tuple[int, Any]]:
         except json.JSONDecodeError as exc:
             budget.record("malformed_line", f"not a JSON object: {exc.msg}", path, number)
             continue
+        except RecursionError:
+            budget.record("malformed_line", "not a JSON object: nested too deeply", path, number)
+            continue
+        if "\\u" in line and _has_lone_surrogate(record):
+            budget.record(
+                "bad_unicode",
+                "a \\uXXXX escape is a lone surrogate (\\ud800-\\udfff), which is not a character",
+                path,
+                number,
+            )
+            continue
         yield number, record
+
+
+def _has_lone_surrogate(record: Any) -> bool:
+    """True when a string of the record holds half of a surrogate pair, which no file can store.
+
+    Only ``\\uXXXX`` escapes produce one (the line itself was valid UTF-8), so callers test this only
+    for lines with an escape.
+    """
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read_jsonl(path: Path, budget: InputBudget) -> Iterator[Document]:
@@ -246,26 +280,46 @@ def read_bern2(path: Path, budget: InputBudget) -> Iterator[Document]:
             budget.record("malformed_line", '"annotations" must be a list', path, number)
             continue
         for item in annotations:
-            try:
-                span = item["span"]
-                start, end = int(span["begin"]), int(span["end"])
-                raw_ids = item.get("id") or []
-                raw_ids = [raw_ids] if isinstance(raw_ids, str) else list(raw_ids)
-            except (KeyError, TypeError, ValueError):
-                budget.record(
-                    "malformed_line",
-                    f"annotation without a valid span {{begin, end}} in document {doc.doc_id}",
-                    path,
-                    number,
-                )
-                continue
-            ids = "|".join(str(i) for i in raw_ids if str(i).strip().lower() not in NO_ID)
-            ann = GoldAnnotation(
-                start, end, str(item.get("mention") or ""), str(item.get("obj") or ""), ids, number
-            )
-            if _check_span(doc, ann, budget, path):
+            ann = _bern2_annotation(item, doc, budget, path, number)
+            if ann is not None and _check_span(doc, ann, budget, path):
                 doc.annotations.append(ann)
         yield doc
+
+
+def _bern2_annotation(
+    item: Any, doc: Document, budget: InputBudget, path: Path, number: int
+) -> GoldAnnotation | None:
+    """One BERN2 annotation, or None after recording what is wrong with it."""
+    span = item.get("span") if isinstance(item, dict) else None
+    begin, end = (span.get("begin"), span.get("end")) if isinstance(span, dict) else (None, None)
+    if not (_is_int(begin) and _is_int(end)):
+        budget.record(
+            "malformed_line",
+            f"annotation without a valid span {{begin, end}} (two integers) in document {doc.doc_id}",
+            path,
+            number,
+        )
+        return None
+    raw_ids = item.get("id") or []
+    raw_ids = [raw_ids] if isinstance(raw_ids, str) else raw_ids
+    if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
+        budget.record(
+            "malformed_line",
+            f'"id" must be a string or a list of strings, got {json.dumps(item["id"])[:80]} '
+            f"in document {doc.doc_id}",
+            path,
+            number,
+        )
+        return None
+    ids = "|".join(i for i in raw_ids if i.strip().lower() not in NO_ID)
+    return GoldAnnotation(
+        int(begin), int(end), str(item.get("mention") or ""), str(item.get("obj") or ""), ids, number
+    )
+
+
+def _is_int(value: Any) -> bool:
+    """A JSON integer (``true`` is a bool in Python, and ``1.5`` is no offset)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def read_documents(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from bali.errors import BadInputError
+from bali.errors import BadInputError, decode_line
 from bali.ids import is_recognised, normalise_id
 
 KG_NODE_PREFIX = "KG"
@@ -118,9 +118,9 @@ def load_dictionary_file(path: str | Path) -> Dictionary:
     names: list[str] = []
     name_concepts: list[int] = []
     unrecognised: list[str] = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
+            line = decode_line(raw, path, line_no)
             if not line.strip():
                 continue
             if "||" not in line:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bali.corpus.abbreviations import find_abbreviations
-from bali.errors import BadInputError
+from bali.errors import BadInputError, decode_line
 from bali.evaluate.dictionary import Dictionary, kg_node_key
 from bali.ids import is_recognised, split_gold_ids
 
@@ -76,9 +76,9 @@ def read_pubtator(
         raise BadInputError("mention file not found", path)
     mentions: list[Mention] = []
     texts: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
+            line = decode_line(raw, path, line_no)
             if not line.strip():
                 continue
             head = line.split("|", 2)
@@ -88,7 +88,7 @@ def read_pubtator(
             cols = line.split("\t")
             if len(cols) >= 4 and cols[1] == "CID":
                 continue  # a relation line
-            if len(cols) not in (6, 7) or not cols[1].isdigit() or not cols[2].isdigit():
+            if len(cols) not in (6, 7) or not cols[1].isdecimal() or not cols[2].isdecimal():
                 raise BadInputError(
                     "not PubTator: expected 'PMID|t|title', 'PMID|a|abstract' or "
                     "'PMID<TAB>start<TAB>end<TAB>text<TAB>type<TAB>ids[<TAB>parts]'",
@@ -116,14 +116,14 @@ def read_biosyn(path: str | Path, entity_types: Sequence[str] | None = None) -> 
         raise BadInputError("no .concept mention file found", path)
     mentions: list[Mention] = []
     for file in files:
-        with file.open(encoding="utf-8") as handle:
+        with file.open("rb") as handle:
             for line_no, raw in enumerate(handle, start=1):
-                line = raw.rstrip("\n").rstrip("\r")
+                line = decode_line(raw, file, line_no)
                 if not line.strip():
                     continue
                 cols = line.split("||")
                 offsets = cols[1].split("|") if len(cols) == 5 else []
-                if len(cols) != 5 or len(offsets) != 2 or not all(o.strip().isdigit() for o in offsets):
+                if len(cols) != 5 or len(offsets) != 2 or not all(o.strip().isdecimal() for o in offsets):
                     raise BadInputError(
                         "not a BioSyn .concept line: expected 'PMID||start|end||type||mention||ID'",
                         file,
@@ -162,18 +162,24 @@ def read_heldout(path: str | Path) -> list[Mention]:
             f"no {HELDOUT_FILE}: build the KG with --holdout-synonyms N to get a held-out linking set", path
         )
     mentions: list[Mention] = []
-    with file.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header != HELDOUT_HEADER:
-            raise BadInputError(f"expected the header {'<TAB>'.join(HELDOUT_HEADER)}", file, 1)
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != 3 or not row[0].isdigit() or not row[2].strip():
-                raise BadInputError("expected node_id<TAB>source_id<TAB>name", file, line_no)
-            gold = ((kg_node_key(int(row[0])),),)
-            mentions.append(Mention(row[1], 0, 0, row[2].strip(), "heldout", gold, False, "heldout", line_no))
+    with file.open("rb") as handle:
+        lines = (decode_line(raw, file, number) for number, raw in enumerate(handle, start=1))
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+        try:
+            header = next(reader, None)
+            if header != HELDOUT_HEADER:
+                raise BadInputError(f"expected the header {'<TAB>'.join(HELDOUT_HEADER)}", file, 1)
+            for line_no, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != 3 or not row[0].isdecimal() or not row[2].strip():
+                    raise BadInputError("expected node_id<TAB>source_id<TAB>name", file, line_no)
+                gold = ((kg_node_key(int(row[0])),),)
+                mentions.append(
+                    Mention(row[1], 0, 0, row[2].strip(), "heldout", gold, False, "heldout", line_no)
+                )
+        except csv.Error as exc:  # a carriage return inside a line, a field over the csv size limit
+            raise BadInputError(f"not a tab-separated line: {exc}", file, reader.line_num) from exc
     return mentions
 
 

@@ -213,6 +213,11 @@ def load_obo(
     reader = OBOReader(builder, budget, name_scopes)
     for path in paths:
         reader.read(path)
+    if not reader.counts["terms"]:
+        raise BadInputError(
+            "no [Term] stanza with an id and a name: the knowledge graph would be empty",
+            ", ".join(str(p) for p in paths),
+        )
     dangling: Counter[str] = Counter()
     pieces = builder.finish(lambda _msg, _missing, _path, _line: dangling.update(["statements"]))
     pieces.extra_tables[SYNONYMS_TABLE] = reader.synonyms_table()

@@ -79,6 +79,8 @@ def load_tsv(concepts_path: str | Path, edges_path: str | Path, budget: ErrorBud
             if key.strip():
                 builder.add_xref(node, key.strip())
         builder.add_definition(node, definition)
+    if not builder.source_ids:
+        raise BadInputError("no concept line: the knowledge graph would be empty", concepts_path)
     for number, fields in _lines(edges_path, budget, "source"):
         if len(fields) != 3 or not all(f.strip() for f in fields):
             budget.record(

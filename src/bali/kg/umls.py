@@ -23,6 +23,7 @@ of CUI1, CUI2 isa CUI1), so the CSR row of CUI1 lists CUI2 and the relation phra
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
+from bali.artifacts import remove_stale_temporaries
 from bali.errors import BadInputError, ErrorBudget
 from bali.ids import PREFIX_ALIASES
 from bali.kg.config import KGConfig
@@ -94,6 +96,7 @@ SUPPRESSED = ("O", "E", "Y")
 MAIN_HEADING_TTYS = ("MH", "NM", "PT")
 BLOCK_SIZE = 4 << 20
 CUI_SPACE = 10_000_000
+SCRATCH_PREFIX = "bali-umls-"
 
 
 # Sources whose CODE is already a CURIE (``HP:0001250``, ``GO:0008150``): the code is the key.
@@ -123,8 +126,21 @@ def read_layout(directory: Path) -> dict[str, list[str]]:
                     raise BadInputError(
                         "expected 'FIL|DES|FMT|...' (a file name and its columns)", mrfiles, number
                     )
-                layout[fields[0]] = fields[2].split(",")
+                layout[fields[0]] = _declared_columns(fields[0], fields[2], mrfiles, number)
     return layout
+
+
+def _declared_columns(name: str, fmt: str, mrfiles: Path, number: int) -> list[str]:
+    """The FMT column list of one MRFILES line: distinct names, all of the standard ones (any order)."""
+    columns = fmt.split(",")
+    if "" in columns or len(set(columns)) != len(columns):
+        raise BadInputError(
+            f"{name}: expected distinct, non-empty column names, got '{fmt}'", mrfiles, number
+        )
+    missing = [c for c in STANDARD_LAYOUT.get(name, []) if c not in columns]
+    if missing:
+        raise BadInputError(f"{name} is declared without its column(s) {missing}", mrfiles, number)
+    return columns
 
 
 @dataclass
@@ -141,10 +157,12 @@ class _RRF:
 
 
 def _batches(rrf: _RRF, needed: list[str], desc: str) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """(first row index, batch) over the needed columns, all as strings; raises _Malformed."""
-    missing = [c for c in needed if c not in rrf.columns]
-    if missing:
-        raise BadInputError(f"the layout of {rrf.path.name} lacks column(s) {missing}", rrf.path)
+    """(first row index, batch) over the needed columns, all as strings; raises _Malformed.
+
+    Every needed column is a standard one, which :func:`read_layout` guarantees a layout has.
+    """
+    if (rrf.read_path or rrf.path).stat().st_size == 0:  # every line dropped by the slow pass
+        return
     try:  # open_csv already parses the first block
         reader = pacsv.open_csv(
             rrf.read_path or rrf.path,
@@ -254,6 +272,11 @@ def _scan(rrf: _RRF, needed: list[str], budget: _FileBudget, scratch: Path, acc:
     Errors this file counted during the abandoned fast pass are forgotten, since the second pass
     meets the same lines again.
     """
+    if rrf.path.stat().st_size == 0:
+        raise BadInputError(
+            f"empty file: expected '|'-terminated rows of {len(rrf.columns)} fields ({','.join(rrf.columns)})",
+            rrf.path,
+        )
     acc.reset()
     try:
         for start, batch in _batches(rrf, needed, rrf.path.name):
@@ -565,7 +588,7 @@ def _neighbourhood(
             if not text or text.startswith("#"):
                 continue
             text = text.split(":", 1)[1] if text.upper().startswith("UMLS:") else text
-            if len(text) != 8 or text[0] != "C" or not text[1:].isdigit():
+            if len(text) != 8 or text[0] != "C" or not text[1:].isdecimal():
                 raise BadInputError(f"expected one CUI per line (C + 7 digits), got '{text}'", path, number)
             wanted.append(int(text[1:]))
     pos, found = index.nodes(np.asarray(wanted, dtype=np.int64))
@@ -599,7 +622,9 @@ def load_umls(config: KGConfig, budget: ErrorBudget) -> KGPieces:
         if not (directory / required).is_file():
             raise BadInputError(f"{required} not found in the UMLS release directory", directory / required)
     layout = read_layout(directory)
-    scratch = Path(tempfile.mkdtemp(prefix="bali-umls-"))
+    # Cleaned copies of whole RRF files can be large: a killed run's are removed by the next one.
+    remove_stale_temporaries(Path(tempfile.gettempdir()), SCRATCH_PREFIX)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     try:
         return _load(config, budget, directory, layout, scratch)
     finally:
