@@ -68,7 +68,8 @@ def rehearsal(
     config = root / "paper.yaml"
     config.write_text(yaml.safe_dump(_config(root, tiny_mlm_bert_dir)), encoding="utf-8")
     launch = ["--config_file", str(ACCELERATE_CONFIG), "--num_processes", str(PROCESSES)]
-    accelerate_launch([*launch, "--main_process_port", "0", "-m", "bali", "run", str(config)])
+    stdout, _ = accelerate_launch([*launch, "--main_process_port", "0", "-m", "bali", "run", str(config)])
+    (root / "launch.out").write_text(stdout, encoding="utf-8")
     return root / "run"
 
 
@@ -81,6 +82,11 @@ def test_every_stage_ran_once_and_wrote_its_artefact(rehearsal: Path) -> None:
     assert (rehearsal / "train" / "final" / "config.json").is_file()
     assert (rehearsal / "eval" / "results.json").is_file()
     assert not [p for p in rehearsal.rglob(".*tmp*")], "no temporary directory may be left behind"
+    summaries = [
+        line for line in (rehearsal.parent / "launch.out").read_text().splitlines() if "bali run:" in line
+    ]
+    assert f"bali run: {len(STAGES)} stage(s) ran, 0 up to date; artefacts in {rehearsal}" in summaries
+    assert len(summaries) == PROCESSES  # one line per process, the others deferring to the main one
 
 
 def test_a_second_run_finds_every_stage_up_to_date(

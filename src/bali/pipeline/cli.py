@@ -25,6 +25,11 @@ def _run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     config = load_config(args.config, args.set)
     stages = STAGES[: STAGES.index(args.until) + 1] if args.until else STAGES
     report = Pipeline(config).run(stages, force_from=args.from_stage)
+    if report["process_index"]:
+        return (
+            f"bali run: process {report['process_index']} done (the main process reports the stages)",
+            report,
+        )
     ran = [s for s, r in report["stages"].items() if r["status"] == "ran"]
     return (
         f"bali run: {len(ran)} stage(s) ran, {len(stages) - len(ran)} up to date; artefacts in {config.out_dir}",

@@ -139,7 +139,8 @@ class Pipeline:
         if force_from is not None and force_from not in stages:
             raise BadInputError(f"--from {force_from}: expected one of {', '.join(stages)}")
         forced = False
-        report: dict[str, Any] = {"out_dir": str(self.root), "stages": {}}
+        process = int(process_state().process_index) if is_distributed() else 0
+        report: dict[str, Any] = {"out_dir": str(self.root), "process_index": process, "stages": {}}
         for stage in stages:
             forced = forced or stage == force_from
             plan = self.plan(stage)
