@@ -346,10 +346,9 @@ def _setup(
     overwrite: bool,
     allow_config_change: bool,
 ) -> _Run:
-    """Accelerator, model, optimiser, loaders and schedule; the run directory; the resumed state."""
+    """Accelerator, the run directory, the model; then :func:`_prepare` and the resumed state."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import get_cosine_schedule_with_warmup
 
     tcfg = config.train
     accelerator = Accelerator(
@@ -368,6 +367,18 @@ def _setup(
     model = _build_model(config, data, data_dir)
     if accelerator.is_main_process:
         _write_run_files(out, config, model, data, settings)
+    run = _prepare(accelerator, model, data, tcfg, per_device, out)
+    if resume:
+        _restore(run)
+    return run
+
+
+def _prepare(
+    accelerator: Any, model: BaliModel, data: TrainingData, tcfg: TrainConfig, per_device: int, out: Path
+) -> _Run:
+    """Optimiser, loaders and the cosine schedule, passed through Accelerate."""
+    from transformers import get_cosine_schedule_with_warmup
+
     optimizer = torch.optim.AdamW(
         [
             {"params": model.lm_parameters(), "lr": tcfg.lr_lm},
@@ -377,7 +388,7 @@ def _setup(
     )
     collator = data.make_collator(data.train)
     loader = _loader(data.train, per_device, collator, tcfg, EpochSampler(len(data.train), tcfg.seed))
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    prepared, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps_per_epoch = max(1, math.ceil(len(loader) / tcfg.gradient_accumulation_steps))
     total_steps = tcfg.max_steps or tcfg.epochs * steps_per_epoch
     warmup = min(int(tcfg.warmup_ratio * total_steps), tcfg.max_warmup_steps)
@@ -389,9 +400,9 @@ def _setup(
         val_collator = data.make_collator(data.validation)
         val_collator.set_epoch(0)
         val_loader = accelerator.prepare(_loader(data.validation, per_device, val_collator, tcfg))
-    run = _Run(
+    return _Run(
         accelerator,
-        model,
+        prepared,
         optimizer,
         scheduler,
         loader,
@@ -402,9 +413,6 @@ def _setup(
         total_steps,
         per_device,
     )
-    if resume:
-        _restore(run)
-    return run
 
 
 def _restore(run: _Run) -> None:
