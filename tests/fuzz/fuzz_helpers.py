@@ -75,6 +75,10 @@ TOKENS: tuple[bytes, ...] = (
 
 SEPARATORS = (b"\n", b"\t", b"|", b",", b":", b" ", b'"')
 
+# The default stops at the first bad line; a tolerant budget lets the reader carry on past bad
+# lines, which exercises the recovery paths (the RRF slow pass, partial stanzas, skipped records).
+MAX_ERRORS = st.sampled_from((0, 1000))
+
 
 def fuzz_settings(max_examples: int) -> settings:
     """Bounded, deterministic settings (the suite's time budget is split by ``max_examples``).

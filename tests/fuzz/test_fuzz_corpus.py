@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fuzz_helpers import check_outcome, fuzz_settings, fuzzed_bytes, workspace
+from fuzz_helpers import MAX_ERRORS, check_outcome, fuzz_settings, fuzzed_bytes, workspace
 from hypothesis import given
 
 from bali.corpus.config import CorpusConfig
@@ -44,35 +44,37 @@ def kg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "kg"
 
 
-def _fuzz_link(kg: Path, fmt: str, data: bytes) -> None:
+def _fuzz_link(kg: Path, fmt: str, data: bytes, max_errors: int) -> None:
     with workspace() as root:
         path = root / "in" / f"docs.{fmt}"
         path.parent.mkdir()
         path.write_bytes(data)
         out = root / "out" / "corpus"
-        config = CorpusConfig(builtin=False, inputs=[str(path)], format=fmt)
+        config = CorpusConfig(builtin=False, inputs=[str(path)], format=fmt, max_errors=max_errors)
         check_outcome(lambda: link_corpus(kg, out, config, show_progress=False), [path], out)
 
 
 @fuzz_settings(EXAMPLES)
-@given(data=fuzzed_bytes(TEXT, (b"(", b")")))
-def test_fuzz_text(kg_dir: Path, data: bytes) -> None:
-    _fuzz_link(kg_dir, "text", data)
+@given(data=fuzzed_bytes(TEXT, (b"(", b")")), max_errors=MAX_ERRORS)
+def test_fuzz_text(kg_dir: Path, data: bytes, max_errors: int) -> None:
+    _fuzz_link(kg_dir, "text", data, max_errors)
 
 
 @fuzz_settings(EXAMPLES)
-@given(data=fuzzed_bytes(JSONL, (b'"text": ', b'"id": ', b"\\u", b"\\udfff")))
-def test_fuzz_jsonl(kg_dir: Path, data: bytes) -> None:
-    _fuzz_link(kg_dir, "jsonl", data)
+@given(data=fuzzed_bytes(JSONL, (b'"text": ', b'"id": ', b"\\u", b"\\udfff")), max_errors=MAX_ERRORS)
+def test_fuzz_jsonl(kg_dir: Path, data: bytes, max_errors: int) -> None:
+    _fuzz_link(kg_dir, "jsonl", data, max_errors)
 
 
 @fuzz_settings(EXAMPLES)
-@given(data=fuzzed_bytes(PUBTATOR, (b"|t|", b"|a|", b"1\t", b"\tCID\t", b"+")))
-def test_fuzz_pubtator(kg_dir: Path, data: bytes) -> None:
-    _fuzz_link(kg_dir, "pubtator", data)
+@given(data=fuzzed_bytes(PUBTATOR, (b"|t|", b"|a|", b"1\t", b"\tCID\t", b"+")), max_errors=MAX_ERRORS)
+def test_fuzz_pubtator(kg_dir: Path, data: bytes, max_errors: int) -> None:
+    _fuzz_link(kg_dir, "pubtator", data, max_errors)
 
 
 @fuzz_settings(EXAMPLES)
-@given(data=fuzzed_bytes(BERN2, (b'"span": ', b'"begin": ', b'"id": ', b"1.5", b"false")))
-def test_fuzz_bern2(kg_dir: Path, data: bytes) -> None:
-    _fuzz_link(kg_dir, "bern2", data)
+@given(
+    data=fuzzed_bytes(BERN2, (b'"span": ', b'"begin": ', b'"id": ', b"1.5", b"false")), max_errors=MAX_ERRORS
+)
+def test_fuzz_bern2(kg_dir: Path, data: bytes, max_errors: int) -> None:
+    _fuzz_link(kg_dir, "bern2", data, max_errors)

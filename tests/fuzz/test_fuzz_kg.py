@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fuzz_helpers import check_outcome, fuzz_settings, fuzzed_bytes, workspace
+from fuzz_helpers import MAX_ERRORS, check_outcome, fuzz_settings, fuzzed_bytes, workspace
 from hypothesis import given
 
 from bali.kg.build import build_kg
@@ -61,7 +61,7 @@ UMLS_EXAMPLES = 15  # one UMLS build is ~0.1 s (two 10^7-entry CUI tables)
 TEXT_EXAMPLES = 80
 
 
-def _fuzz_umls(fuzzed: str, data: bytes) -> None:
+def _fuzz_umls(fuzzed: str, data: bytes, max_errors: int) -> None:
     with workspace() as root:
         release = root / "umls"
         release.mkdir()
@@ -69,65 +69,69 @@ def _fuzz_umls(fuzzed: str, data: bytes) -> None:
             (release / name).write_bytes(data if name == fuzzed else seed)
         out = root / "out" / "kg"
         check_outcome(
-            lambda: build_kg(KGConfig(source="umls", umls_dir=str(release)), out),
+            lambda: build_kg(KGConfig(source="umls", umls_dir=str(release), max_errors=max_errors), out),
             [release, *release.iterdir()],
             out,
         )
 
 
 @fuzz_settings(UMLS_EXAMPLES)
-@given(fuzzed_bytes(RRF["MRCONSO.RRF"], RRF_TOKENS))
-def test_fuzz_mrconso(data: bytes) -> None:
-    _fuzz_umls("MRCONSO.RRF", data)
+@given(fuzzed_bytes(RRF["MRCONSO.RRF"], RRF_TOKENS), MAX_ERRORS)
+def test_fuzz_mrconso(data: bytes, max_errors: int) -> None:
+    _fuzz_umls("MRCONSO.RRF", data, max_errors)
 
 
 @fuzz_settings(UMLS_EXAMPLES)
-@given(fuzzed_bytes(RRF["MRREL.RRF"], RRF_TOKENS))
-def test_fuzz_mrrel(data: bytes) -> None:
-    _fuzz_umls("MRREL.RRF", data)
+@given(fuzzed_bytes(RRF["MRREL.RRF"], RRF_TOKENS), MAX_ERRORS)
+def test_fuzz_mrrel(data: bytes, max_errors: int) -> None:
+    _fuzz_umls("MRREL.RRF", data, max_errors)
 
 
 @fuzz_settings(UMLS_EXAMPLES)
-@given(fuzzed_bytes(RRF["MRSTY.RRF"], RRF_TOKENS))
-def test_fuzz_mrsty(data: bytes) -> None:
-    _fuzz_umls("MRSTY.RRF", data)
+@given(fuzzed_bytes(RRF["MRSTY.RRF"], RRF_TOKENS), MAX_ERRORS)
+def test_fuzz_mrsty(data: bytes, max_errors: int) -> None:
+    _fuzz_umls("MRSTY.RRF", data, max_errors)
 
 
 @fuzz_settings(UMLS_EXAMPLES)
-@given(fuzzed_bytes(RRF["MRFILES.RRF"], RRF_TOKENS))
-def test_fuzz_mrfiles(data: bytes) -> None:
-    _fuzz_umls("MRFILES.RRF", data)
+@given(fuzzed_bytes(RRF["MRFILES.RRF"], RRF_TOKENS), MAX_ERRORS)
+def test_fuzz_mrfiles(data: bytes, max_errors: int) -> None:
+    _fuzz_umls("MRFILES.RRF", data, max_errors)
 
 
 @fuzz_settings(TEXT_EXAMPLES)
-@given(fuzzed_bytes(OBO, (b"[Term]\n", b"id: ", b"name: ", b"is_a: ", b'synonym: "', b" EXACT", b"{")))
-def test_fuzz_obo(data: bytes) -> None:
+@given(
+    fuzzed_bytes(OBO, (b"[Term]\n", b"id: ", b"name: ", b"is_a: ", b'synonym: "', b" EXACT", b"{")),
+    MAX_ERRORS,
+)
+def test_fuzz_obo(data: bytes, max_errors: int) -> None:
     with workspace() as root:
         path = root / "in" / "x.obo"
         path.parent.mkdir()
         path.write_bytes(data)
         out = root / "out" / "kg"
-        check_outcome(lambda: build_kg(KGConfig(source="obo", obo_files=[str(path)]), out), [path], out)
+        config = KGConfig(source="obo", obo_files=[str(path)], max_errors=max_errors)
+        check_outcome(lambda: build_kg(config, out), [path], out)
 
 
-def _fuzz_tsv(concepts: bytes, edges: bytes) -> None:
+def _fuzz_tsv(concepts: bytes, edges: bytes, max_errors: int) -> None:
     with workspace() as root:
         (root / "in").mkdir()
         c, e = root / "in" / "concepts.tsv", root / "in" / "edges.tsv"
         c.write_bytes(concepts)
         e.write_bytes(edges)
         out = root / "out" / "kg"
-        config = KGConfig(source="tsv", tsv_concepts=str(c), tsv_edges=str(e))
+        config = KGConfig(source="tsv", tsv_concepts=str(c), tsv_edges=str(e), max_errors=max_errors)
         check_outcome(lambda: build_kg(config, out), [c, e], out)
 
 
 @fuzz_settings(TEXT_EXAMPLES)
-@given(fuzzed_bytes(TSV_CONCEPTS, (b"A\t", b"B\t", b"id\t")))
-def test_fuzz_tsv_concepts(data: bytes) -> None:
-    _fuzz_tsv(data, TSV_EDGES)
+@given(fuzzed_bytes(TSV_CONCEPTS, (b"A\t", b"B\t", b"id\t")), MAX_ERRORS)
+def test_fuzz_tsv_concepts(data: bytes, max_errors: int) -> None:
+    _fuzz_tsv(data, TSV_EDGES, max_errors)
 
 
 @fuzz_settings(TEXT_EXAMPLES)
-@given(fuzzed_bytes(TSV_EDGES, (b"A\t", b"B\t", b"source\t")))
-def test_fuzz_tsv_edges(data: bytes) -> None:
-    _fuzz_tsv(TSV_CONCEPTS, data)
+@given(fuzzed_bytes(TSV_EDGES, (b"A\t", b"B\t", b"source\t")), MAX_ERRORS)
+def test_fuzz_tsv_edges(data: bytes, max_errors: int) -> None:
+    _fuzz_tsv(TSV_CONCEPTS, data, max_errors)
