@@ -85,58 +85,58 @@ BIOSYN = """\
 
 # (format, pooling, protocol, subset) -> (mentions, Acc@1, Acc@5, MRR), recorded before issue 12.
 PINNED: dict[tuple[str, str, str, str], tuple[int, float, float, float]] = {
-    ("pubtator", "mean", "zero-shot", "all"): (15, 0.6, 0.8666666666666667, 0.6966666666666667),
+    ("pubtator", "mean", "zero-shot", "all"): (
+        15,
+        0.3333333333333333,
+        0.5333333333333333,
+        0.4492592592592592,
+    ),
     ("pubtator", "mean", "zero-shot", "no-composite"): (
         14,
-        0.6428571428571429,
-        0.8571428571428571,
-        0.7285714285714285,
+        0.35714285714285715,
+        0.5714285714285714,
+        0.47837301587301584,
     ),
     ("pubtator", "mean", "zero-shot+abbreviation-expansion", "all"): (
         15,
-        0.6,
-        0.8666666666666667,
-        0.6877777777777777,
+        0.3333333333333333,
+        0.4666666666666667,
+        0.41962962962962963,
     ),
     ("pubtator", "mean", "zero-shot+abbreviation-expansion", "no-composite"): (
         14,
-        0.6428571428571429,
-        0.8571428571428571,
-        0.719047619047619,
+        0.35714285714285715,
+        0.5,
+        0.4466269841269841,
     ),
-    ("pubtator", "cls", "zero-shot", "all"): (15, 0.5333333333333333, 0.8, 0.6438888888888888),
-    ("pubtator", "cls", "zero-shot", "no-composite"): (
-        14,
-        0.5714285714285714,
-        0.7857142857142857,
-        0.6755952380952381,
-    ),
+    ("pubtator", "cls", "zero-shot", "all"): (15, 0.4666666666666667, 0.6, 0.5388119288119289),
+    ("pubtator", "cls", "zero-shot", "no-composite"): (14, 0.5, 0.6428571428571429, 0.5693619872191301),
     ("pubtator", "cls", "zero-shot+abbreviation-expansion", "all"): (
         15,
+        0.4,
         0.5333333333333333,
-        0.8,
-        0.6438888888888888,
+        0.4745262145262145,
     ),
     ("pubtator", "cls", "zero-shot+abbreviation-expansion", "no-composite"): (
         14,
+        0.42857142857142855,
         0.5714285714285714,
-        0.7857142857142857,
-        0.6755952380952381,
+        0.5004844361987218,
     ),
-    ("biosyn", "mean", "zero-shot", "all"): (12, 0.3333333333333333, 0.5, 0.4496936274509804),
+    ("biosyn", "mean", "zero-shot", "all"): (
+        12,
+        0.08333333333333333,
+        0.3333333333333333,
+        0.24216570466570464,
+    ),
     ("biosyn", "mean", "zero-shot", "no-composite"): (
         11,
+        0.09090909090909091,
         0.2727272727272727,
-        0.45454545454545453,
-        0.3996657754010695,
+        0.23387773842319293,
     ),
-    ("biosyn", "cls", "zero-shot", "all"): (12, 0.25, 0.6666666666666666, 0.38197242572242573),
-    ("biosyn", "cls", "zero-shot", "no-composite"): (
-        11,
-        0.18181818181818182,
-        0.6363636363636364,
-        0.3257881007881008,
-    ),
+    ("biosyn", "cls", "zero-shot", "all"): (12, 0.0, 0.3333333333333333, 0.17024078862314154),
+    ("biosyn", "cls", "zero-shot", "no-composite"): (11, 0.0, 0.36363636363636365, 0.17662631486160899),
 }
 
 
@@ -157,6 +157,7 @@ def seeded_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=64,
+        initializer_range=0.5,  # a default-scale random BERT gives near-identical CLS vectors (cos 0.99998)
     )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(out)
