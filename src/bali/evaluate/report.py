@@ -156,10 +156,27 @@ def plot_embeddings(path: str | Path, out: Path, max_points: int = 500, seed: in
     return out, n
 
 
+def _mention_lines(m: dict[str, Any]) -> list[str]:
+    """One paragraph per mention set: what was read, scored, left out, and why."""
+    lines = [
+        f"**Mentions{' ' + m['name'] if m.get('name') else ''}.** `{m['source']}` ({m['format']}"
+        + (f", types {', '.join(m['entity_types'])}" if m["entity_types"] else "")
+        + f"): {m['total']} mentions, {m['scored']} scored, {m['without_gold_id']} without a gold id (not scored), "
+        f"{m['composite']} composite, {m['with_alternatives']} with alternative ids; "
+        f"{m['unmapped_gold_ids']} of {m['distinct_gold_ids']} distinct gold ids are absent from the dictionary, "
+        f"and {m['mentions_with_all_gold_unmapped']} mentions have no gold id in it (scored as misses).",
+    ]
+    if m.get("abbreviations_expanded"):
+        lines.append(
+            f"Abbreviation expansion (Schwartz-Hearst) changed {m['abbreviations_expanded']} mentions."
+        )
+    return [*lines, ""]
+
+
 def _linking_section(result: dict[str, Any]) -> list[str]:
     from bali.evaluate.linking import format_paired, format_rows
 
-    d, m = result["dictionary"], result["mentions"]
+    d = result["dictionary"]
     lines = [
         "## Zero-shot entity linking",
         "",
@@ -174,28 +191,25 @@ def _linking_section(result: dict[str, Any]) -> list[str]:
         )
         + ".",
         "",
-        f"**Mentions.** `{m['source']}` ({m['format']}"
-        + (f", types {', '.join(m['entity_types'])}" if m["entity_types"] else "")
-        + f"): {m['total']} mentions, {m['scored']} scored, {m['without_gold_id']} without a gold id (not scored), "
-        f"{m['composite']} composite, {m['with_alternatives']} with alternative ids; "
-        f"{m['unmapped_gold_ids']} of {m['distinct_gold_ids']} distinct gold ids are absent from the dictionary, "
-        f"and {m['mentions_with_all_gold_unmapped']} mentions have no gold id in it (scored as misses).",
     ]
-    if m.get("abbreviations_expanded"):
-        lines.append(
-            f"Abbreviation expansion (Schwartz-Hearst) changed {m['abbreviations_expanded']} mentions."
-        )
+    for m in result.get("mention_sets") or [result["mentions"]]:  # results.json before issue 12: one set
+        lines += _mention_lines(m)
     s = result["settings"]
+    device = s["device"] + (f" -> {s['device_used']}, {s['precision']}" if "device_used" in s else "")
     lines += [
-        "",
-        f"Settings: pooling {', '.join(s['pooling'])}; max length {s['max_length']}; batch {s['batch_size']}; "
-        f"device {s['device']}; total time {result['timing']['total_seconds']:.1f} s. Deterministic (no seeds).",
-        "",
-        "```",
-        format_rows(result),
-        "```",
+        f"Settings: pooling {', '.join(s['pooling'])}; composites {s.get('composites', 'any')}; "
+        f"max length {s['max_length']}; batch {s['batch_size']}; device {device}; "
+        f"total time {result['timing']['total_seconds']:.1f} s. Deterministic (no seeds).",
         "",
     ]
+    for c in result.get("cache", []):
+        lines.append(f"- {c['model']}: dictionary embeddings {c['status']} (cache `{c['directory']}`)")
+    for r in result.get("search", {}).get("recall_vs_exact", []):
+        lines.append(
+            f"- {r['model']} {r['pooling']}: approximate search recall@{r['k']} against exact search "
+            f"{100 * r['recall']:.1f}% on a sample of {r['queries']} mention strings"
+        )
+    lines += ["", "```", format_rows(result), "```", ""]
     paired = format_paired(result)
     if paired:
         lines += [

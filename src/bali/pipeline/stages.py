@@ -85,6 +85,7 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
         pooling=list(ev.pooling),
         entity_types=list(ev.entity_types),
         batch_size=ev.batch_size,
+        device=ev.device,
         out_dir=p.eval_dir,
         overwrite=True,
         subsets=subsets,
