@@ -6,7 +6,6 @@ import logging
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +51,9 @@ def test_cache_is_reused_and_equals_in_memory_encoding(
 
     first = _embed(tiny_bert_dir, tmp_path)
     assert first.status == "encoded"
-    expected = encode_texts(load_encoder(tiny_bert_dir), load_tokenizer(tiny_bert_dir), NAMES, ["mean", "cls"], BATCH)
+    expected = encode_texts(
+        load_encoder(tiny_bert_dir), load_tokenizer(tiny_bert_dir), NAMES, ["mean", "cls"], BATCH
+    )
     for p in ("mean", "cls"):
         assert np.array_equal(_in_name_order(first.vectors[p]), expected[p])  # same batches, same bits
     monkeypatch.setattr(cache, "encode_batches", lambda *a, **k: pytest.fail("a reused entry was re-encoded"))

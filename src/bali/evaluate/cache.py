@@ -174,8 +174,9 @@ class CacheEntry:
             offset = header_size(vectors)
         except (OSError, ValueError) as exc:
             return 0, False, f"unreadable ({exc.__class__.__name__})"
-        if meta != self._meta():
+        if {**meta, "block_rows": self.block_rows} != self._meta():
             return 0, False, "its settings differ"
+        self.block_rows = int(meta["block_rows"])  # a complete entry reads the same whatever its block size
         if (
             order.shape != (self.rows,)
             or vectors.stat().st_size != offset + self.rows * self.dim * self.itemsize
@@ -271,6 +272,10 @@ def dictionary_embeddings(
     for p, (_, _, why) in state.items():
         if why and entries[p].dir.exists():
             log.warning("embedding cache entry %s is not usable (%s): rebuilding it", entries[p].dir, why)
+    block_rows = batch_size * batches_per_block
+    for p, entry in missing.items():
+        if entry.block_rows != block_rows:  # a partial entry of another batch size: its batches differ
+            entry.block_rows, state[p] = block_rows, (0, False, "")
     resumed = min((state[p][0] for p in missing), default=0)
     if missing:
         _encode_into(encoder, tokenizer, strings, missing, resumed, max_length, batch_size, device, desc)

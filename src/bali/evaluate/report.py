@@ -6,7 +6,7 @@ QA numbers in this field are only comparable under the same protocol.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ import numpy as np
 from bali.errors import BadInputError
 from bali.jsonlines import read_json_objects
 from bali.model.config import LOSS_KEYS
+
+# (held-out synonym vectors [n, d], their concepts' name vectors [n, d], a label per pair)
+Panel = tuple[np.ndarray, np.ndarray, list[str]]
 
 
 def _pyplot() -> Any:
@@ -173,6 +176,53 @@ def _mention_lines(m: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def plot_heldout_tsne(panels: Mapping[str, Panel], out: Path, seed: int = 0) -> Path:
+    """One t-SNE per model, side by side: held-out synonyms (o), their concepts' names (x), joined."""
+    from sklearn.manifold import TSNE
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 6), squeeze=False)
+    for ax, (label, (synonyms, names, text)) in zip(axes[0], panels.items(), strict=True):
+        n = len(synonyms)
+        both = np.concatenate([synonyms, names]).astype(np.float32)
+        xy = TSNE(
+            n_components=2,
+            perplexity=float(min(30.0, (2 * n - 1) / 3)),
+            init="pca",
+            random_state=seed,
+            method="exact",
+        ).fit_transform(both)
+        for i in range(n):
+            ax.plot([xy[i, 0], xy[n + i, 0]], [xy[i, 1], xy[n + i, 1]], color="0.8", linewidth=0.5, zorder=1)
+        ax.scatter(xy[:n, 0], xy[:n, 1], s=12, marker="o", label="held-out synonym", zorder=2)
+        ax.scatter(xy[n:, 0], xy[n:, 1], s=14, marker="x", label="its concept's name", zorder=2)
+        for i in range(min(n, 12)):
+            ax.annotate(text[i][:40], xy[i], fontsize=6)
+        gap = float(np.mean(np.sum(synonyms * names, axis=1)))
+        ax.set_title(f"{label}: {n} held-out concepts (mean cosine synonym-name {gap:.3f})", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _heldout_tsne_section(panels: Mapping[str, Panel], out: Path) -> list[str]:
+    plot = plot_heldout_tsne(panels, out / "heldout_tsne.png")
+    n = len(next(iter(panels.values()))[0])
+    return [
+        "## Held-out concepts: " + " next to ".join(panels),
+        "",
+        f"t-SNE (scikit-learn, exact, seed 0) of a fixed sample of {n} held-out synonyms and the first "
+        "name of each one's concept, embedded by each model (concept names read from the evaluation's "
+        "embedding cache); lines join a synonym to its concept. Points are projected per model, so "
+        "compare the lengths of the lines and the cosine in the titles, not positions across panels.",
+        "",
+        f"![held-out t-SNE]({plot.name})",
+        "",
+    ]
+
+
 def _linking_section(result: dict[str, Any]) -> list[str]:
     from bali.evaluate.linking import format_paired, format_rows
 
@@ -245,6 +295,7 @@ def write_report(
     embeddings_path: str | Path | None = None,
     task_results: Sequence[dict[str, Any]] | None = None,
     title: str = "BALI evaluation",
+    heldout_tsne: Mapping[str, Panel] | None = None,
 ) -> Path:
     """Write ``report.md`` and its PNGs into ``out_dir`` (created if needed); returns the report path."""
     out = Path(out_dir)
@@ -273,6 +324,8 @@ def write_report(
             lines += [f"![linking accuracy]({plot.name})", ""]
         for result in linking_results:
             lines += _linking_section(result)
+    if heldout_tsne:
+        lines += _heldout_tsne_section(heldout_tsne, out)
     for result in task_results or []:
         lines += _task_section(result)
     if embeddings_path is not None:
