@@ -231,7 +231,8 @@ def paired_comparisons(hits: Mapping[tuple[str, str, str, str], np.ndarray]) -> 
 def format_paired(result: dict[str, Any]) -> list[str]:
     """One line per paired comparison, for the terminal and report.md."""
     return [
-        f"{c['model']} vs {c['against']} ({c.get('benchmark', 'mentions')}, {c['pooling']}, {c['protocol']}): "
+        f"{c['model']} vs {c['against']} ({c['benchmark'] + ', ' if 'benchmark' in c else ''}"
+        f"{c['pooling']}, {c['protocol']}): "
         f"right where it was wrong on {c['won']} mentions, wrong where it was right on {c['lost']}; "
         f"exact McNemar p = {c['p_value']:.3g}"
         for c in result.get("paired", [])
