@@ -178,7 +178,6 @@ def exact_match_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
             {p: ArrayVectors(v) for p, v in vectors.items()}, "encoded", 0, str(cache_dir)
         )
 
-    monkeypatch.setattr(linking, "encode_texts", fake_encode)
     monkeypatch.setattr(linking, "dictionary_embeddings", fake_dictionary)
     monkeypatch.setattr("bali.lm.load_encoder", lambda m: object())
     monkeypatch.setattr("bali.lm.load_tokenizer", lambda m: object())
@@ -461,7 +460,7 @@ def test_several_mention_sets_share_one_encoding_and_one_table(
     ]
     out = tmp_path / "el"
     together = evaluate_linking(["m1", "m2"], medic_file, sets, ["mean"], out)
-    assert len(calls) == 2  # once per model, not per model x set
+    assert len(calls) == 4  # names and mention strings once per model, not per model x set
     names = [m["name"] for m in together["mention_sets"]]
     assert names == ["test.PubTator.txt", "test.concept"]
     for name, source, fmt in zip(names, (pubtator_file, biosyn_file), ("pubtator", "biosyn"), strict=True):

@@ -76,7 +76,7 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     cache = [
         f"{c['model']}: dictionary embeddings {c['status']}"
         + (f" after {c['resumed_blocks']} finished blocks" if c["status"] == "resumed" else "")
-        + f" ({c['directory']})"
+        + f", mention embeddings {c.get('mentions_status', 'encoded')} ({c['directory']})"
         for c in result["cache"]
     ]
     recall = [

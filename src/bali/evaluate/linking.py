@@ -36,7 +36,7 @@ from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
 from bali.evaluate.cache import dictionary_embeddings
 from bali.evaluate.dictionary import Dictionary, load_dictionary
-from bali.evaluate.encode import POOLINGS, Device, encode_texts, resolve_device
+from bali.evaluate.encode import POOLINGS, Device, resolve_device
 from bali.evaluate.mentions import (
     Mention,
     check_heldout_leakage,
@@ -46,7 +46,7 @@ from bali.evaluate.mentions import (
     read_pubtator,
     read_tsv_mentions,
 )
-from bali.evaluate.search import ApproxIndex, ExactIndex, build_index, recall_at_k
+from bali.evaluate.search import ApproxIndex, ExactIndex, VectorBlocks, build_index, recall_at_k
 
 log = logging.getLogger(__name__)
 
@@ -408,16 +408,19 @@ class LinkingRun:
         self.timing[f"{label}_names_seconds"] = time.perf_counter() - t0
         strings = self.query_strings()
         t0 = time.perf_counter()
-        queries = encode_texts(
+        mentions = dictionary_embeddings(  # float32 always: the query side stays exact
             encoder,
             tokenizer,
             strings,
             self.pooling,
-            self.batch_size,
-            self.max_length,
-            self.device,
-            f"{label}: mentions",
+            self.cache_dir,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            device=self.device,
+            desc=f"{label}: mentions",
         )
+        queries = {p: in_input_order(v) for p, v in mentions.vectors.items()}
+        self.cache[-1]["mentions_status"] = mentions.status
         self.timing[f"{label}_mentions_seconds"] = time.perf_counter() - t0
         query_index = {s: i for i, s in enumerate(strings)}
         for p in self.pooling:
@@ -473,6 +476,14 @@ class LinkingRun:
             }
             for m, r, h in zip(ms, ranked, hit, strict=True)
         ]
+
+
+def in_input_order(vectors: VectorBlocks) -> np.ndarray:
+    """A small cached set of vectors (the mention strings) as one float32 array in input order."""
+    out = np.zeros((vectors.rows, vectors.dim), dtype=np.float32)
+    for block, rows in vectors.blocks(65536):
+        out[rows] = block
+    return out
 
 
 def evaluate_linking(

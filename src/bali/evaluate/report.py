@@ -253,7 +253,10 @@ def _linking_section(result: dict[str, Any]) -> list[str]:
         "",
     ]
     for c in result.get("cache", []):
-        lines.append(f"- {c['model']}: dictionary embeddings {c['status']} (cache `{c['directory']}`)")
+        lines.append(
+            f"- {c['model']}: dictionary embeddings {c['status']}, mention embeddings "
+            f"{c.get('mentions_status', 'encoded')} (cache `{c['directory']}`)"
+        )
     for r in result.get("search", {}).get("recall_vs_exact", []):
         lines.append(
             f"- {r['model']} {r['pooling']}: approximate search recall@{r['k']} against exact search "
