@@ -224,7 +224,7 @@ class CacheEntry:
 
 @dataclass
 class CachedEmbeddings:
-    """The outcome for one model: vectors per pooling and what the cache did ("reused" or "encoded")."""
+    """The outcome for one model: vectors per pooling and what the cache did (reused, encoded, resumed)."""
 
     vectors: dict[str, VectorBlocks]
     status: str
