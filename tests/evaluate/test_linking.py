@@ -11,17 +11,20 @@ import pytest
 from bali.corpus.abbreviations import find_abbreviations
 from bali.errors import BadInputError
 from bali.evaluate import linking
+from bali.evaluate.cache import CachedEmbeddings
 from bali.evaluate.dictionary import build_dictionary, load_dictionary, load_dictionary_file
 from bali.evaluate.linking import (
     evaluate_linking,
     gold_concepts,
-    knn,
+    gold_parts,
+    gold_rank,
     mcnemar_exact_p,
     paired_comparisons,
     rank_concepts,
     score,
 )
 from bali.evaluate.mentions import read_biosyn, read_heldout, read_pubtator
+from bali.evaluate.search import ArrayVectors, ExactIndex
 
 
 def test_medic_dictionary(medic_file: Path) -> None:
@@ -125,13 +128,14 @@ def test_rank_concepts_dedupes_and_breaks_ties_by_dictionary_order() -> None:
     assert d.strings == ["alpha", "shared", "beta", "gamma"]
     assert d.concepts_of_string(1).tolist() == [0, 1]
     vectors = np.eye(4, dtype=np.float32)
+    index = ExactIndex(ArrayVectors(vectors), block_rows=3)
     # query = "shared": concepts 0 and 1 tie on the same string, 0 comes first (dictionary order)
-    ranking = rank_concepts(vectors[[1]], vectors, d, depth=3)
+    ranking = rank_concepts(vectors[[1]], index, d, depth=3)
     assert ranking.concepts[0].tolist()[:2] == [0, 1]
     # equal scores of different strings: lower string index first, each concept once
     query = np.array([[0.0, 0.0, 1.0, 1.0]], dtype=np.float32)
-    assert rank_concepts(query, vectors, d, depth=3).concepts[0].tolist() == [1, 2, 0]
-    _scores, ids = knn(np.array([[1, 1, 1, 1]], np.float32), vectors, 4)
+    assert rank_concepts(query, index, d, depth=3).concepts[0].tolist() == [1, 2, 0]
+    _scores, ids = index.search(np.array([[1, 1, 1, 1]], np.float32), 4)
     assert ids[0].tolist() == [0, 1, 2, 3]
 
 
@@ -148,8 +152,8 @@ def test_scoring_rules_alternatives_composites_and_ids() -> None:
     # composite: any part
     assert gold_concepts(mention((("MESH:D000001", "MESH:D000003"),), True), d) == {0, 2}
     ranked = [np.array([1, 0, 2]), np.array([2, 1]), np.array([0])]
-    gold = [{1}, {1}, {2}]
-    metrics = score(ranked, gold, (1, 5))
+    gold = [((frozenset({1}),),), ((frozenset({1}),),), ((frozenset({2}),),)]
+    metrics = score([gold_rank(r, g) for r, g in zip(ranked, gold, strict=True)], (1, 5))
     assert metrics["acc@1"] == pytest.approx(1 / 3) and metrics["acc@5"] == pytest.approx(2 / 3)
     assert metrics["mrr"] == pytest.approx((1 + 0.5 + 0) / 3) and metrics["mentions"] == 3
 
@@ -168,7 +172,13 @@ def exact_match_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         return {p: out for p in poolings}
 
-    monkeypatch.setattr(linking, "encode_texts", fake_encode)
+    def fake_dictionary(encoder, tokenizer, strings, poolings, cache_dir, **kwargs):  # type: ignore[no-untyped-def]
+        vectors = fake_encode(encoder, tokenizer, strings, poolings)
+        return CachedEmbeddings(
+            {p: ArrayVectors(v) for p, v in vectors.items()}, "encoded", 0, str(cache_dir)
+        )
+
+    monkeypatch.setattr(linking, "dictionary_embeddings", fake_dictionary)
     monkeypatch.setattr("bali.lm.load_encoder", lambda m: object())
     monkeypatch.setattr("bali.lm.load_tokenizer", lambda m: object())
 
@@ -186,7 +196,7 @@ def test_evaluate_linking_counts_and_rows(
         entity_types=["Disease"],
         abbreviations=True,
     )
-    m = result["mentions"]
+    (m,) = result["mention_sets"]
     assert m["total"] == 5 and m["scored"] == 4 and m["without_gold_id"] == 1 and m["composite"] == 1
     assert m["unmapped_gold_ids"] == 1 and m["unmapped_gold_id_examples"] == ["MESH:D999999"]
     assert m["abbreviations_expanded"] == 1
@@ -217,19 +227,23 @@ def test_paired_comparison_counts_discordant_mentions_and_their_exact_p() -> Non
     assert mcnemar_exact_p(27, 18) == pytest.approx(0.2327, abs=1e-4)  # binomial(45, 1/2) tail
     base = np.array([True, True, False, False, True])
     hits = {
-        ("base", "mean", "zero-shot"): base,
-        ("bali", "mean", "zero-shot"): np.array([True, False, True, True, True]),
-        ("bali", "cls", "zero-shot"): base,  # no base row for cls: nothing to pair with
+        ("base", "bc5", "mean", "zero-shot"): base,
+        ("bali", "bc5", "mean", "zero-shot"): np.array([True, False, True, True, True]),
+        ("bali", "bc5", "cls", "zero-shot"): base,  # no base row for cls: nothing to pair with
+        ("bali", "ncbi", "mean", "zero-shot"): base,  # nor for another benchmark
     }
     (row,) = paired_comparisons(hits)
     assert (row["model"], row["against"], row["won"], row["lost"]) == ("bali", "base", 2, 1)
     assert row["p_value"] == 1.0
-    assert paired_comparisons({}) == [] and paired_comparisons({("base", "mean", "zero-shot"): base}) == []
+    assert row["benchmark"] == "bc5"
+    assert (
+        paired_comparisons({}) == [] and paired_comparisons({("base", "b", "mean", "zero-shot"): base}) == []
+    )
 
 
 def test_evaluate_linking_heldout(exact_match_encoder: None, tiny_kg: Path) -> None:
     result = evaluate_linking(["m"], tiny_kg, tiny_kg, ["mean"], mention_format="heldout")
-    assert result["mentions"]["scored"] == 2 and result["mentions"]["unmapped_gold_ids"] == 0
+    assert result["mention_sets"][0]["scored"] == 2 and result["mention_sets"][0]["unmapped_gold_ids"] == 0
     assert result["rows"][0]["mentions"] == 2
 
 
@@ -357,5 +371,139 @@ def test_cli_heldout_from_kg_dir(exact_match_encoder: None, tiny_kg: Path, tmp_p
         == 0
     )
     result = json.loads((out / "results.json").read_text())
-    assert result["mentions"]["format"] == "heldout" and result["rows"][0]["mentions"] == 2
+    assert result["mention_sets"][0]["format"] == "heldout" and result["rows"][0]["mentions"] == 2
     assert main(["eval", "linking", "--model", "m", "--kg", str(tiny_kg), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_composites_all_needs_every_part_any_needs_one() -> None:
+    from bali.evaluate.mentions import Mention
+
+    d = _dictionary()
+    both = Mention("1", 0, 1, "x", "Disease", (("MESH:D000001", "MESH:D000003"),), True, "gold", 1)
+    gold = gold_parts(both, d)
+    assert gold_rank(np.array([0, 1, 2]), gold, "any") == 0
+    assert gold_rank(np.array([0, 1, 2]), gold, "all") == 2  # linked once its last part (C) is found
+    assert gold_rank(np.array([0, 1]), gold, "all") is None
+    # alternatives: the best one wins; a single-part mention is the same under both rules
+    alt = Mention(
+        "1", 0, 1, "x", "Disease", (("MESH:D000001", "MESH:D000003"), ("MESH:D000002",)), True, "gold", 1
+    )
+    assert gold_rank(np.array([0, 1, 2]), gold_parts(alt, d), "all") == 1
+    single = Mention("1", 0, 1, "x", "Disease", (("MESH:D000003",),), False, "gold", 1)
+    assert gold_rank(np.array([2]), gold_parts(single, d), "all") == gold_rank(
+        np.array([2]), gold_parts(single, d)
+    )
+
+
+def test_evaluate_linking_composites_all_is_stated_and_stricter(
+    exact_match_encoder: None, medic_file: Path, biosyn_file: Path
+) -> None:
+    rows = {}
+    for rule in ("any", "all"):
+        result = evaluate_linking(
+            ["m"], medic_file, biosyn_file, ["mean"], mention_format="biosyn", composites=rule, ks=(1, 2, 5)
+        )
+        assert f"composites: {rule}" in result["protocol"] and result["settings"]["composites"] == rule
+        rows[rule] = next(r for r in result["rows"] if r["subset"] == "all")
+    # "blue tongue+HF" (gold Bluetongue + Heart Failure): no name matches the whole string exactly
+    assert rows["all"]["acc@5"] <= rows["any"]["acc@5"] and rows["all"]["mrr"] <= rows["any"]["mrr"]
+
+
+TSV_MENTIONS = 'C0011849\tdiabetes\n"D006333"\t"became ""flat"""\n22298006||heart failure\nC0011849|D001819\tblue tongue\n-1\tunknown\n'
+TSV_DICTIONARY = 'C0011849\tDiabetes Mellitus\nC0011849\tdiabetes\nD006333\t"became ""flat"""\n22298006\tHeart failure\nD001819\tBluetongue\n'
+
+
+def test_tsv_mentions_and_dictionary_with_csv_quoting_and_bare_ids(tmp_path: Path) -> None:
+    from bali.evaluate.dictionary import load_dictionary
+    from bali.evaluate.mentions import read_tsv_mentions
+
+    mentions_file, dict_file = tmp_path / "m.tsv", tmp_path / "d.tsv"
+    mentions_file.write_text(TSV_MENTIONS)
+    dict_file.write_text(TSV_DICTIONARY)
+    mentions = read_tsv_mentions(mentions_file)
+    assert [m.text for m in mentions] == [
+        "diabetes",
+        'became "flat"',
+        "heart failure",
+        "blue tongue",
+        "unknown",
+    ]
+    assert mentions[0].gold == (("C0011849",),)  # a CUI without prefix is kept as it is
+    assert mentions[3].gold == (("C0011849",), ("MESH:D001819",)) and mentions[4].gold == ()
+    d = load_dictionary(dict_file, "tsv")
+    assert d.num_concepts == 4 and d.num_names == 5 and 'became "flat"' in d.strings
+    assert all(d.has_id(g) for m in mentions for g in m.gold_ids)  # the same normalisation on both sides
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("C0011849\tdiabetes\nC0011849 diabetes\n")
+    with pytest.raises(BadInputError, match=r"bad\.tsv:2.*ID<TAB>mention"):
+        read_tsv_mentions(bad)
+    with pytest.raises(BadInputError, match=r"bad\.tsv:2.*ID<TAB>name"):
+        load_dictionary(bad, "tsv")
+
+
+def test_several_mention_sets_share_one_encoding_and_one_table(
+    exact_match_encoder: None,
+    medic_file: Path,
+    pubtator_file: Path,
+    biosyn_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bali.evaluate.linking import MentionSet
+
+    calls: list[int] = []
+    real = linking.dictionary_embeddings
+    monkeypatch.setattr(linking, "dictionary_embeddings", lambda *a, **k: calls.append(1) or real(*a, **k))
+    sets = [
+        MentionSet(pubtator_file, "pubtator", ("Disease",)),
+        MentionSet(biosyn_file, "biosyn", ("Disease",)),
+    ]
+    out = tmp_path / "el"
+    together = evaluate_linking(["m1", "m2"], medic_file, sets, ["mean"], out)
+    assert len(calls) == 4  # names and mention strings once per model, not per model x set
+    names = [m["name"] for m in together["mention_sets"]]
+    assert names == ["test.PubTator.txt", "test.concept"]
+    for name, source, fmt in zip(names, (pubtator_file, biosyn_file), ("pubtator", "biosyn"), strict=True):
+        alone = evaluate_linking(
+            ["m1", "m2"], medic_file, source, ["mean"], mention_format=fmt, entity_types=["Disease"]
+        )
+        strip = ("mentions", "acc@1", "acc@5", "mrr", "model", "subset")
+        assert [{k: r[k] for k in strip} for r in together["rows"] if r["benchmark"] == name] == [
+            {k: r[k] for k in strip} for r in alone["rows"]
+        ]
+    assert {c["benchmark"] for c in together["paired"]} == set(names)
+    report = (out / "report.md").read_text()
+    assert "**Mentions test.PubTator.txt.**" in report and "**Mentions test.concept.**" in report
+
+
+def test_cli_several_mention_sets_with_their_formats(
+    exact_match_encoder: None, medic_file: Path, pubtator_file: Path, tmp_path: Path
+) -> None:
+    from bali.cli import main
+
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text("D006333\tHeart Failure\nD003920||diabetes\n")
+    out = tmp_path / "el"
+    args = ["eval", "linking", "--model", "m", "--dictionary", str(medic_file), "--out", str(out)]
+    sets = ["--mentions", str(pubtator_file), "--mentions", str(tsv)]
+    formats = ["--format", "pubtator", "--format", "tsv", "--entity-type", "Disease", "--entity-type", ""]
+    assert main([*args, *sets, *formats, "--composites", "all", "--device", "cpu"]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert [(m["format"], m["entity_types"], m["scored"]) for m in result["mention_sets"]] == [
+        ("pubtator", ["Disease"], 4),
+        ("tsv", [], 2),
+    ]
+    assert result["settings"]["composites"] == "all" and result["settings"]["device_used"] == "cpu"
+    assert "composites: all" in (out / "report.md").read_text()
+    bad = [
+        *args[:-1],
+        str(tmp_path / "x"),
+        *sets,
+        "--format",
+        "pubtator",
+        "--format",
+        "tsv",
+        "--format",
+        "biosyn",
+    ]
+    assert main(bad) == 2  # three formats for two mention sets

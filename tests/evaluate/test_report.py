@@ -127,3 +127,26 @@ def test_report_cli_and_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="lacks arrays"):
         write_report(tmp_path / "r3", embeddings_path=tmp_path / "bad.npz")
     assert main(["eval", "report", "--results", str(tmp_path), "--out", str(tmp_path / "r4")]) == 2
+
+
+def test_heldout_tsne_reads_the_evaluation_cache_and_plots_base_next_to_bali(
+    tiny_bert_dir: str, tiny_kg: Path, tmp_path: Path
+) -> None:
+    from bali.evaluate.heldout_sample import heldout_panels
+    from bali.evaluate.linking import evaluate_linking
+    from bali.evaluate.report import write_report
+
+    cache_dir = tmp_path / "cache"
+    evaluate_linking(
+        [tiny_bert_dir], tiny_kg, tiny_kg, ["mean"], mention_format="heldout", cache_dir=cache_dir
+    )
+    panels, status = heldout_panels([tiny_bert_dir, tiny_bert_dir], ["base", "bali"], tiny_kg, cache_dir)
+    assert status == {"base": "reused", "bali": "reused"}  # no second dictionary encoding
+    synonyms, names, labels = panels["base"]
+    assert synonyms.shape == names.shape == (2, 32) and labels == [
+        "convulsion -> Seizure",
+        "pyrexia -> Fever",
+    ]
+    write_report(tmp_path / "r", heldout_tsne=panels)
+    assert (tmp_path / "r" / "heldout_tsne.png").stat().st_size > 1000
+    assert "## Held-out concepts: base next to bali" in (tmp_path / "r" / "report.md").read_text()

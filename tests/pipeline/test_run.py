@@ -165,6 +165,7 @@ def test_eval_stage_samples_heldout_concepts_as_configured(
 
     p = _pipeline(tmp_path, "eval.heldout_max_concepts=7", "eval.seed=3")
     monkeypatch.setattr(stage_module, "corpus_coverage_subsets", lambda corpus: None)
+    monkeypatch.setattr(stage_module, "heldout_tsne_panels", lambda *a: None)
     seen: dict[str, Any] = {}
 
     def fake_linking(**kwargs: Any) -> dict[str, Any]:

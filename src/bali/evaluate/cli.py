@@ -9,41 +9,87 @@ from typing import Any
 from bali.errors import BadInputError
 
 
+def _per_set(values: list[str] | None, count: int, flag: str) -> list[str | None]:
+    """One value for every mention set, or one per set in --mentions order."""
+    if not values:
+        return [None] * count
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise BadInputError(f"give {flag} once (for every --mentions) or once per --mentions ({count})")
+    return list(values)
+
+
+def mention_sets_from_args(args: argparse.Namespace) -> list[Any]:
+    """--mentions (repeatable) with their --format and --entity-type, as MentionSet objects."""
+    from bali.evaluate.linking import MentionSet
+
+    paths = list(args.mentions or [])
+    if not paths:
+        if args.format not in (None, ["heldout"]) or args.kg is None:
+            raise BadInputError(
+                "--mentions is required (it may be omitted only with --format heldout --kg DIR)"
+            )
+        paths = [args.kg]
+    formats = _per_set(args.format, len(paths), "--format")
+    if len(paths) == 1:  # one set: every --entity-type applies to it (the original meaning)
+        types: list[list[str]] = [list(args.entity_type or [])]
+    else:
+        types = [
+            [t for t in (v or "").split(",") if t]
+            for v in _per_set(args.entity_type, len(paths), "--entity-type")
+        ]
+    return [
+        MentionSet(path, fmt or "pubtator", tuple(t))
+        for path, fmt, t in zip(paths, formats, types, strict=True)
+    ]
+
+
 def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from bali.evaluate.linking import evaluate_linking, format_paired, format_rows
 
     if (args.dictionary is None) == (args.kg is None):
         raise BadInputError("give exactly one of --dictionary FILE and --kg DIR")
-    mentions = args.mentions
-    if mentions is None:
-        if args.format != "heldout" or args.kg is None:
-            raise BadInputError(
-                "--mentions is required (it may be omitted only with --format heldout --kg DIR)"
-            )
-        mentions = args.kg
     result = evaluate_linking(
         args.model,
         args.dictionary or args.kg,
-        mentions,
+        mention_sets_from_args(args),
         args.pooling,
         args.out,
-        mention_format=args.format,
-        entity_types=args.entity_type,
         abbreviations=args.abbreviations,
         batch_size=args.batch_size,
         max_length=args.max_length,
         device=args.device,
         overwrite=args.overwrite,
         max_mentions=args.max_mentions,
+        composites=args.composites,
+        dictionary_format=args.dictionary_format,
+        cache_dir=args.cache,
+        cache_dtype=args.cache_dtype,
+        index=args.index,
     )
     best = max(result["rows"], key=lambda r: r["acc@1"])
-    m = result["mentions"]
-    summary = (
-        f"linking: {m['scored']} mentions, {m['unmapped_gold_ids']} unmapped gold ids; best Acc@1 "
-        f"{100 * best['acc@1']:.2f} ({best['model']}, {best['pooling']}, {best['protocol']}, {best['subset']}) "
-        f"in {result['timing']['total_seconds']:.0f} s -> {args.out}"
+    sets = ", ".join(
+        f"{m['name']} {m['scored']} mentions ({m['unmapped_gold_ids']} unmapped gold ids)"
+        for m in result["mention_sets"]
     )
-    return "\n".join([summary, format_rows(result), *format_paired(result)]), result
+    cache = [
+        f"{c['model']}: dictionary embeddings {c['status']}"
+        + (f" after {c['resumed_blocks']} finished blocks" if c["status"] == "resumed" else "")
+        + f", mention embeddings {c.get('mentions_status', 'encoded')} ({c['directory']})"
+        for c in result["cache"]
+    ]
+    recall = [
+        f"{r['model']} {r['pooling']}: {result['search']['description']} recall@{r['k']} vs exact "
+        f"{100 * r['recall']:.1f}% on {r['queries']} queries"
+        for r in result["search"]["recall_vs_exact"]
+    ]
+    summary = (
+        f"linking: {sets}; composites {args.composites}; best Acc@1 {100 * best['acc@1']:.2f} "
+        f"({best['model']}, {best['benchmark']}, {best['pooling']}, {best['protocol']}, {best['subset']}) "
+        f"in {result['timing']['total_seconds']:.0f} s on {result['settings']['device_used']} -> {args.out}"
+    )
+    return "\n".join([*cache, *recall, summary, format_rows(result), *format_paired(result)]), result
 
 
 def _task(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -109,11 +155,47 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--model", action="append", required=True, help="builtin, a local dir or a cached id; repeatable"
     )
-    p.add_argument("--dictionary", help="ID[|altID]||name|synonym|... file (MEDIC, BioSyn dictionaries)")
+    p.add_argument("--dictionary", help="dictionary file: see --dictionary-format")
+    p.add_argument(
+        "--dictionary-format",
+        choices=("medic", "tsv"),
+        default="medic",
+        help="medic: ID[|altID]||name|synonym|... lines (MEDIC, BioSyn); tsv: ID<TAB>name lines (CSV quoting ok)",
+    )
     p.add_argument("--kg", help="KG artefact directory as the dictionary (all names of every node)")
-    p.add_argument("--mentions", help="mention file; a KG directory for --format heldout")
-    p.add_argument("--format", choices=("pubtator", "biosyn", "heldout"), default="pubtator")
-    p.add_argument("--entity-type", action="append", help="keep only this type (repeatable), e.g. Disease")
+    p.add_argument(
+        "--mentions",
+        action="append",
+        help="mention file (a KG directory for --format heldout); repeatable: all sets share one "
+        "dictionary encoding per model and one results table",
+    )
+    p.add_argument(
+        "--format",
+        action="append",
+        choices=("pubtator", "biosyn", "heldout", "tsv"),
+        help="mention format (default pubtator): once for all --mentions or once per --mentions; "
+        "tsv = ID<TAB>mention or ID||mention lines",
+    )
+    p.add_argument(
+        "--entity-type",
+        action="append",
+        help="keep only this type, e.g. Disease; with one --mentions repeatable (any of them), with "
+        "several once for all or once per --mentions, comma-separated, '' for no filter",
+    )
+    p.add_argument(
+        "--composites",
+        choices=("any", "all"),
+        default="any",
+        help="a composite mention is right if ANY part is linked (default) or only if ALL parts are",
+    )
+    p.add_argument("--cache", help="embedding cache directory (default: embedding_cache next to --out)")
+    p.add_argument("--cache-dtype", choices=("float32", "float16"), default="float32")
+    p.add_argument(
+        "--index",
+        choices=("exact", "ivf", "hnsw"),
+        default="exact",
+        help="exact block search (default), or an approximate faiss index (its recall vs exact is reported)",
+    )
     p.add_argument("--pooling", nargs="+", choices=("mean", "cls"), default=["mean"])
     p.add_argument(
         "--abbreviations", action="store_true", help="add rows with Schwartz-Hearst expansion (PubTator only)"
@@ -121,7 +203,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-mentions", type=int, help="score a fixed random sample of N mentions (seed 42)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--max-length", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, help="results directory (results.json, report.md, predictions/)")
     p.add_argument("--overwrite", action="store_true")
     add_json_flag(p)

@@ -13,10 +13,12 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     linking_mentions: str | None = None
-    linking_format: Literal["pubtator", "biosyn", "heldout"] = "heldout"
+    linking_format: Literal["pubtator", "biosyn", "heldout", "tsv"] = "heldout"
     linking_dictionary: str | None = None
     entity_types: list[str] = Field(default_factory=list)
     pooling: list[Literal["mean", "cls"]] = Field(default_factory=lambda: ["mean"])
     heldout_max_concepts: int = Field(default=2000, ge=1)
     batch_size: int = Field(default=128, ge=1)
+    # auto: CUDA (bf16/fp16 inference) when present, else CPU; or cpu, cuda, cuda:N.
+    device: str = "auto"
     seed: int = 42

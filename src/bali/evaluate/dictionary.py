@@ -3,7 +3,8 @@
 Two sources reduce to one :class:`Dictionary`: a KG artefact (every name of every node; a node's ids
 are its own source id, its cross-references and ``KG:<node_id>``, so gold ids in MeSH/OMIM/UMLS
 spelling and held-out synonyms all match), and ``ID[|altID...]||name|synonym|...`` files (CTD MEDIC,
-BioSyn dictionaries). Names are deduplicated once, as strings: identical strings then get identical
+BioSyn dictionaries), and ``ID<TAB>name`` candidate lists (one name per line, the CODER/SapBERT
+layout; lines with the same id are one concept; ids need no prefix). Names are deduplicated once, as strings: identical strings then get identical
 vectors and tie exactly, and ties are broken by concept order (see :mod:`bali.evaluate.linking`).
 """
 
@@ -163,9 +164,43 @@ def load_kg_dictionary(kg_dir: str | Path) -> Dictionary:
     return build_dictionary(str(kg_dir), concept_ids, names, node_ids.tolist())
 
 
-def load_dictionary(path: str | Path) -> Dictionary:
-    """A KG artefact directory or a dictionary file, by what ``path`` is."""
+def load_dictionary_tsv(path: str | Path) -> Dictionary:
+    """Read ``ID<TAB>name`` (or ``ID||name``) lines, CSV quoting allowed; a repeated id adds a name."""
+    from bali.evaluate.mentions import split_id_line
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError("dictionary file not found", path)
+    concept_of: dict[str, int] = {}
+    concept_ids: list[list[str]] = []
+    names: list[str] = []
+    name_concepts: list[int] = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            id_field, name = split_id_line(line, path, line_no, "name")
+            concept = concept_of.setdefault(id_field, len(concept_of))
+            if concept == len(concept_ids):
+                concept_ids.append([normalise_id(i) for i in id_field.split("|") if i.strip()])
+            names.append(name)
+            name_concepts.append(concept)
+    return build_dictionary(str(path), concept_ids, names, name_concepts)
+
+
+DICTIONARY_FORMATS = ("medic", "tsv")
+
+
+def load_dictionary(path: str | Path, dictionary_format: str = "medic") -> Dictionary:
+    """A KG artefact directory, or a dictionary file in ``dictionary_format`` (``medic`` or ``tsv``)."""
     path = Path(path)
     if path.is_dir():
         return load_kg_dictionary(path)
+    if dictionary_format == "tsv":
+        return load_dictionary_tsv(path)
+    if dictionary_format != "medic":
+        raise BadInputError(
+            f"unknown dictionary format '{dictionary_format}' (expected one of {DICTIONARY_FORMATS})"
+        )
     return load_dictionary_file(path)

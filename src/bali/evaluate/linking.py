@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,9 @@ import numpy as np
 
 from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
+from bali.evaluate.cache import dictionary_embeddings
 from bali.evaluate.dictionary import Dictionary, load_dictionary
-from bali.evaluate.encode import POOLINGS, encode_texts
+from bali.evaluate.encode import POOLINGS, Device, resolve_device
 from bali.evaluate.mentions import (
     Mention,
     check_heldout_leakage,
@@ -41,27 +44,37 @@ from bali.evaluate.mentions import (
     read_biosyn,
     read_heldout,
     read_pubtator,
+    read_tsv_mentions,
 )
+from bali.evaluate.search import ApproxIndex, ExactIndex, VectorBlocks, build_index, recall_at_k
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("pubtator", "biosyn", "heldout")
+FORMATS = ("pubtator", "biosyn", "heldout", "tsv")
+COMPOSITES = ("any", "all")
+CACHE_DIRNAME = "embedding_cache"
+EXACT = "exact inner-product search over blocks of the dictionary vectors"
 PLAIN = "zero-shot"
 ABBREVIATIONS = "zero-shot+abbreviation-expansion"
 
 
-def protocol_text(ks: Sequence[int], mrr_depth: int) -> str:
+def protocol_text(ks: Sequence[int], mrr_depth: int, composites: str = "any", search: str = EXACT) -> str:
     """The scoring rules in one paragraph; written into results.json and report.md."""
+    composite_rule = (
+        "matches ANY of its parts"
+        if composites == "any"
+        else "carries ALL of its parts within the top k (its rank is that of its last part)"
+    )
     return (
         "Zero-shot linking: cosine nearest neighbour of the mention string among all dictionary names "
-        "(frozen encoder, L2-normalised embeddings, exact inner-product search with faiss IndexFlatIP). Concepts are ranked by "
+        f"(frozen encoder, L2-normalised embeddings, {search}). Concepts are ranked by "
         "their best name; ties by dictionary order. Hit@k: a top-k concept carries a gold id. Gold ids "
         "are normalised (MESH:D012345 = D012345, OMIM numbers = OMIM:...); '|' alternatives are any-of; "
-        "a composite mention ('+', or a 7-column PubTator line) counts as correct if a predicted concept "
-        "matches ANY of its parts (rows 'no-composite' drop composite mentions). Mentions without a gold "
-        "id (-1) are not scored; mentions whose gold ids are all missing from the dictionary are scored "
-        f"(always wrong) and counted. Metrics: {', '.join(f'Acc@{k}' for k in ks)}, MRR over the top "
-        f"{mrr_depth} concepts."
+        "a composite mention ('+', or a 7-column PubTator line) counts as correct if the ranking "
+        f"{composite_rule} (composites: {composites}; rows 'no-composite' drop composite mentions). "
+        "Mentions without a gold id (-1) are not scored; mentions whose gold ids are all missing from "
+        f"the dictionary are scored (always wrong) and counted. Metrics: {', '.join(f'Acc@{k}' for k in ks)}, "
+        f"MRR over the top {mrr_depth} concepts."
     )
 
 
@@ -72,42 +85,15 @@ class Ranking:
     concepts: list[np.ndarray]
 
 
-def flat_index(vectors: np.ndarray) -> Any:
-    """A faiss exact inner-product index over L2-normalised vectors (cosine)."""
-    import faiss
-
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
-def knn(queries: np.ndarray, vectors: np.ndarray, k: int, index: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k inner product (scores, indices) with faiss; ties re-ordered by ascending index."""
-    if index is None:
-        index = flat_index(vectors)
-    k = min(k, index.ntotal)
-    scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    rows = np.repeat(np.arange(len(queries)), k)
-    order = np.lexsort((ids.ravel(), -scores.ravel(), rows)).reshape(len(queries), k) % k
-    return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
-
-
 def rank_concepts(
-    query_vectors: np.ndarray,
-    string_vectors: np.ndarray,
-    dictionary: Dictionary,
-    depth: int,
-    batch_size: int = 1024,
-    index: Any = None,
+    query_vectors: np.ndarray, index: ExactIndex | ApproxIndex, dictionary: Dictionary, depth: int
 ) -> Ranking:
-    """Top ``depth`` distinct concepts per query, ranked by best name (exact, deterministic).
+    """Top ``depth`` distinct concepts per query, ranked by best name (deterministic).
 
     Names are retrieved in score order and concepts taken at first appearance; when ``depth``
-    distinct concepts are not found among the retrieved names, that query is searched again deeper.
-    ``index`` is a :func:`flat_index` of ``string_vectors`` (built here when not given).
+    distinct concepts are not found among the retrieved names, those queries are searched again
+    deeper (one more pass over the dictionary for all of them together).
     """
-    if index is None:
-        index = flat_index(string_vectors)
     total = index.ntotal
     depth = min(depth, dictionary.num_concepts)
     result: list[np.ndarray | None] = [None] * len(query_vectors)
@@ -115,52 +101,71 @@ def rank_concepts(
     k = min(max(2 * depth, 64), total)
     while len(pending):
         retry: list[int] = []
-        for begin in range(0, len(pending), batch_size):
-            rows = pending[begin : begin + batch_size]
-            _, ids = knn(query_vectors[rows], string_vectors, k, index)
-            for row, string_ids in zip(rows.tolist(), ids, strict=True):
-                seen: dict[int, None] = {}
-                for s in string_ids.tolist():
-                    for c in dictionary.concepts_of_string(s).tolist():
-                        seen.setdefault(c, None)
-                    if len(seen) >= depth:
-                        break
-                if len(seen) >= depth or k >= total:
-                    result[row] = np.fromiter(seen, dtype=np.int64)[:depth]
-                else:
-                    retry.append(row)
+        _, ids = index.search(query_vectors[pending], k)
+        for row, string_ids in zip(pending.tolist(), ids, strict=True):
+            seen: dict[int, None] = {}
+            for s in string_ids.tolist():
+                if s < 0:
+                    break
+                for c in dictionary.concepts_of_string(s).tolist():
+                    seen.setdefault(c, None)
+                if len(seen) >= depth:
+                    break
+            if len(seen) >= depth or k >= total:
+                result[row] = np.fromiter(seen, dtype=np.int64)[:depth]
+            else:
+                retry.append(row)
         pending = np.asarray(retry, dtype=np.int64)
         k = min(2 * k, total)
     return Ranking([r if r is not None else np.zeros(0, np.int64) for r in result])
 
 
+Gold = tuple[tuple[frozenset[int], ...], ...]
+
+
+def gold_parts(mention: Mention, dictionary: Dictionary) -> Gold:
+    """Per gold alternative, per composite part: the concepts carrying that part's id."""
+    return tuple(
+        tuple(frozenset(dictionary.id_index.get(part, ())) for part in alternative)
+        for alternative in mention.gold
+    )
+
+
 def gold_concepts(mention: Mention, dictionary: Dictionary) -> set[int]:
     """Concepts carrying any gold id of the mention (any alternative, any composite part)."""
-    found: set[int] = set()
-    for key in mention.gold_ids:
-        found.update(dictionary.id_index.get(key, ()))
-    return found
+    return {c for alternative in gold_parts(mention, dictionary) for part in alternative for c in part}
 
 
-def score(
-    ranked: Sequence[np.ndarray], gold: Sequence[set[int]], ks: Sequence[int] = (1, 5)
-) -> dict[str, float | int]:
-    """Acc@k and MRR of concept rankings against gold concept sets (one per mention)."""
-    n = len(gold)
-    hits = dict.fromkeys(ks, 0)
-    reciprocal = 0.0
-    for concepts, wanted in zip(ranked, gold, strict=True):
-        rank = next((i for i, c in enumerate(concepts.tolist()) if c in wanted), None)
-        if rank is None:
-            continue
-        reciprocal += 1.0 / (rank + 1)
-        for k in ks:
-            if rank < k:
-                hits[k] += 1
+def gold_rank(concepts: np.ndarray, gold: Gold, composites: str = "any") -> int | None:
+    """0-based rank at which the mention counts as linked, or None.
+
+    ``any``: the first concept that matches any part of any alternative. ``all``: an alternative
+    counts at the rank where its last part is found, and the best alternative wins.
+    """
+    position: dict[int, int] = {}
+    for i, c in enumerate(concepts.tolist()):
+        position.setdefault(c, i)
+
+    def part_rank(part: frozenset[int]) -> int | None:
+        return min((position[c] for c in part if c in position), default=None)
+
+    if composites == "any":
+        return part_rank(frozenset(c for alternative in gold for part in alternative for c in part))
+    ranks = []
+    for alternative in gold:
+        parts = [part_rank(part) for part in alternative]
+        if alternative and None not in parts:
+            ranks.append(max(r for r in parts if r is not None))
+    return min(ranks, default=None)
+
+
+def score(ranks: Sequence[int | None], ks: Sequence[int] = (1, 5)) -> dict[str, float | int]:
+    """Acc@k and MRR from each mention's 0-based gold rank (None: not in the ranking)."""
+    n = len(ranks)
     metrics: dict[str, float | int] = {"mentions": n}
     for k in ks:
-        metrics[f"acc@{k}"] = hits[k] / n if n else 0.0
-    metrics["mrr"] = reciprocal / n if n else 0.0
+        metrics[f"acc@{k}"] = sum(1 for r in ranks if r is not None and r < k) / n if n else 0.0
+    metrics["mrr"] = sum(1.0 / (r + 1) for r in ranks if r is not None) / n if n else 0.0
     return metrics
 
 
@@ -174,6 +179,8 @@ def load_mentions(
         return read_biosyn(path, entity_types), {}
     if mention_format == "heldout":
         return read_heldout(path), {}
+    if mention_format == "tsv":
+        return read_tsv_mentions(path), {}
     raise BadInputError(f"unknown mention format '{mention_format}' (expected one of {FORMATS})")
 
 
@@ -191,18 +198,18 @@ def won_lost(hit: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
     return int((hit & ~reference).sum()), int((reference & ~hit).sum())
 
 
-def paired_comparisons(hits: Mapping[tuple[str, str, str], np.ndarray]) -> list[dict[str, Any]]:
-    """Each model against the first one, per (pooling, protocol): Acc@1 wins, losses and McNemar p.
+def paired_comparisons(hits: Mapping[tuple[str, str, str, str], np.ndarray]) -> list[dict[str, Any]]:
+    """Each model against the first one, per (benchmark, pooling, protocol): Acc@1 wins, losses, McNemar p.
 
-    ``hits`` maps (model, pooling, protocol) to the hit@1 vector over the same mentions, in the
-    order the models were evaluated.
+    ``hits`` maps (model, benchmark, pooling, protocol) to the hit@1 vector over the same mentions,
+    in the order the models were evaluated.
     """
     if not hits:
         return []
     first = next(iter(hits))[0]
     rows = []
-    for (model, pooling, protocol), hit in hits.items():
-        reference = hits.get((first, pooling, protocol))
+    for (model, benchmark, pooling, protocol), hit in hits.items():
+        reference = hits.get((first, benchmark, pooling, protocol))
         if model == first or reference is None:
             continue
         won, lost = won_lost(hit, reference)
@@ -210,6 +217,7 @@ def paired_comparisons(hits: Mapping[tuple[str, str, str], np.ndarray]) -> list[
             {
                 "model": model,
                 "against": first,
+                "benchmark": benchmark,
                 "pooling": pooling,
                 "protocol": protocol,
                 "won": won,
@@ -223,8 +231,10 @@ def paired_comparisons(hits: Mapping[tuple[str, str, str], np.ndarray]) -> list[
 def format_paired(result: dict[str, Any]) -> list[str]:
     """One line per paired comparison, for the terminal and report.md."""
     return [
-        f"{c['model']} vs {c['against']} ({c['pooling']}, {c['protocol']}): right where it was wrong on "
-        f"{c['won']} mentions, wrong where it was right on {c['lost']}; exact McNemar p = {c['p_value']:.3g}"
+        f"{c['model']} vs {c['against']} ({c['benchmark'] + ', ' if 'benchmark' in c else ''}"
+        f"{c['pooling']}, {c['protocol']}): "
+        f"right where it was wrong on {c['won']} mentions, wrong where it was right on {c['lost']}; "
+        f"exact McNemar p = {c['p_value']:.3g}"
         for c in result.get("paired", [])
     ]
 
@@ -247,8 +257,7 @@ def mention_stats(mentions: Sequence[Mention], dictionary: Dictionary) -> dict[s
     }
 
 
-def _model_label(model: str, used: set[str]) -> str:
-    label = Path(model).name if Path(model).exists() else model
+def _unique_label(label: str, used: set[str]) -> str:
     base, n = label, 2
     while label in used:
         label, n = f"{base}-{n}", n + 1
@@ -256,10 +265,231 @@ def _model_label(model: str, used: set[str]) -> str:
     return label
 
 
+def _model_label(model: str, used: set[str]) -> str:
+    return _unique_label(Path(model).name if Path(model).exists() else model, used)
+
+
+@dataclass(frozen=True)
+class MentionSet:
+    """One benchmark of a call: where its mentions are, their format and type filter, its row label."""
+
+    source: str | Path | Sequence[Mention]
+    format: str = "pubtator"
+    entity_types: tuple[str, ...] = ()
+    name: str | None = None
+
+
+@dataclass
+class PreparedSet:
+    """A mention set ready to score: the mentions per protocol, their gold and the row subsets."""
+
+    name: str
+    stats: dict[str, Any]
+    protocols: dict[str, list[Mention]]
+    gold: list[Gold]
+    subset_masks: dict[str, np.ndarray]
+
+
+def prepare_set(
+    mention_set: MentionSet,
+    name: str,
+    dictionary: Dictionary,
+    abbreviations: bool,
+    max_mentions: int | None,
+    seed: int,
+    subsets: Mapping[str, Callable[[Mention], bool]] | None,
+) -> PreparedSet:
+    """Read, sample and (where documents exist) abbreviation-expand one mention set."""
+    documents: dict[str, str] = {}
+    types = list(mention_set.entity_types)
+    if isinstance(mention_set.source, (str, Path)):
+        source = str(mention_set.source)
+        mention_list, documents = load_mentions(mention_set.source, mention_set.format, types or None)
+        if mention_set.format == "heldout":
+            check_heldout_leakage(mention_list, dictionary, mention_set.source)
+    else:
+        source, mention_list = "<in memory>", list(mention_set.source)
+    scored = [m for m in mention_list if m.gold]
+    if not scored:
+        raise BadInputError(
+            "no mention with a gold id to score" + (f" of type {types}" if types else ""), source
+        )
+    if max_mentions is not None and len(scored) > max_mentions:
+        keep = np.sort(np.random.default_rng(seed).choice(len(scored), max_mentions, replace=False))
+        scored = [scored[i] for i in keep]
+    protocols: dict[str, list[Mention]] = {PLAIN: scored}
+    expanded = None
+    if abbreviations and documents:
+        protocols[ABBREVIATIONS], expanded = expand_abbreviations(scored, documents)
+    composite = np.array([m.composite for m in scored], dtype=bool)
+    masks = {"all": np.ones(len(scored), dtype=bool), "no-composite": ~composite}
+    for subset_name, keep_mention in (subsets or {}).items():
+        masks[subset_name] = np.array([keep_mention(m) for m in scored], dtype=bool)
+    stats = {
+        "name": name,
+        "source": source,
+        "format": mention_set.format,
+        "entity_types": types,
+        **mention_stats(mention_list, dictionary),
+        "abbreviations_expanded": expanded,
+        "distinct_query_strings": len({m.text for ms in protocols.values() for m in ms}),
+        "sampled": None if max_mentions is None else {"max_mentions": max_mentions, "seed": seed},
+    }
+    return PreparedSet(name, stats, protocols, [gold_parts(m, dictionary) for m in scored], masks)
+
+
+def as_mention_sets(
+    mentions: str | Path | Sequence[Mention] | Sequence[MentionSet],
+    mention_format: str,
+    entity_types: Sequence[str] | None,
+) -> list[MentionSet]:
+    """One set from the single-benchmark arguments, or the given sets."""
+    if isinstance(mentions, (str, Path)) or not mentions or not isinstance(mentions[0], MentionSet):
+        return [MentionSet(mentions, mention_format, tuple(entity_types or ()))]  # type: ignore[arg-type]
+    return list(mentions)  # type: ignore[arg-type]
+
+
+def set_names(sets: Sequence[MentionSet]) -> list[str]:
+    """Given names, else the file name (with its parent when two files share a name)."""
+    used: set[str] = set()
+    names = []
+    for s in sets:
+        default = Path(s.source).name if isinstance(s.source, (str, Path)) else "mentions"
+        names.append(_unique_label(s.name or default, used))
+    return names
+
+
+@dataclass
+class LinkingRun:
+    """The settings shared by every model of one call, and what the call has produced so far."""
+
+    dictionary: Dictionary
+    sets: list[PreparedSet]
+    pooling: Sequence[str]
+    ks: Sequence[int]
+    mrr_depth: int
+    batch_size: int
+    max_length: int
+    device: Device
+    composites: str
+    index: str
+    cache_dir: Path
+    cache_dtype: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    predictions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    hits: dict[tuple[str, str, str, str], np.ndarray] = field(default_factory=dict)
+    cache: list[dict[str, Any]] = field(default_factory=list)
+    recall: list[dict[str, Any]] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+    search: str = EXACT
+
+    def query_strings(self) -> list[str]:
+        return sorted({m.text for s in self.sets for ms in s.protocols.values() for m in ms})
+
+    def evaluate_model(self, label: str, model_name: str) -> None:
+        """Dictionary vectors (cached), mention vectors, then every pooling x set x protocol row."""
+        from bali.lm import load_encoder, load_tokenizer
+
+        tokenizer, encoder = load_tokenizer(model_name), load_encoder(model_name)
+        t0 = time.perf_counter()
+        cached = dictionary_embeddings(
+            encoder,
+            tokenizer,
+            self.dictionary.strings,
+            self.pooling,
+            self.cache_dir,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            device=self.device,
+            dtype=self.cache_dtype,
+            desc=f"{label}: names",
+        )
+        self.cache.append({"model": label, **cached.describe()})
+        self.timing[f"{label}_names_seconds"] = time.perf_counter() - t0
+        strings = self.query_strings()
+        t0 = time.perf_counter()
+        mentions = dictionary_embeddings(  # float32 always: the query side stays exact
+            encoder,
+            tokenizer,
+            strings,
+            self.pooling,
+            self.cache_dir,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            device=self.device,
+            desc=f"{label}: mentions",
+        )
+        queries = {p: in_input_order(v) for p, v in mentions.vectors.items()}
+        self.cache[-1]["mentions_status"] = mentions.status
+        self.timing[f"{label}_mentions_seconds"] = time.perf_counter() - t0
+        query_index = {s: i for i, s in enumerate(strings)}
+        for p in self.pooling:
+            t0 = time.perf_counter()
+            index = build_index(cached.vectors[p], self.index)
+            if isinstance(index, ApproxIndex):
+                self.search = index.describe()
+                exact = ExactIndex(cached.vectors[p])
+                self.recall.append({"model": label, "pooling": p, **recall_at_k(exact, index, queries[p])})
+            ranking = rank_concepts(queries[p], index, self.dictionary, self.mrr_depth)
+            self.timing[f"{label}_{p}_search_seconds"] = time.perf_counter() - t0
+            for prepared in self.sets:
+                for protocol, ms in prepared.protocols.items():
+                    ranked = [ranking.concepts[query_index[m.text]] for m in ms]
+                    self.score_rows(label, model_name, p, protocol, prepared, ms, ranked)
+
+    def score_rows(
+        self,
+        label: str,
+        model_name: str,
+        pooling: str,
+        protocol: str,
+        prepared: PreparedSet,
+        ms: list[Mention],
+        ranked: list[np.ndarray],
+    ) -> None:
+        """Rows per subset, the hit@1 vector for pairing, and the predictions of one condition."""
+        ranks = [gold_rank(r, g, self.composites) for r, g in zip(ranked, prepared.gold, strict=True)]
+        for subset, keep in prepared.subset_masks.items():
+            metrics = score([ranks[i] for i in np.nonzero(keep)[0]], self.ks)
+            self.rows.append(
+                {
+                    "model": label,
+                    "model_path": str(model_name),
+                    "benchmark": prepared.name,
+                    "pooling": pooling,
+                    "protocol": protocol,
+                    "subset": subset,
+                    **metrics,
+                }
+            )
+        hit = np.array([r == 0 for r in ranks], dtype=bool)
+        self.hits[label, prepared.name, pooling, protocol] = hit
+        self.predictions[f"{label}.{prepared.name}.{pooling}.{protocol}"] = [
+            {
+                "doc_id": m.doc_id,
+                "start": m.start,
+                "end": m.end,
+                "mention": m.text,
+                "gold": "|".join("+".join(a) for a in m.gold),
+                "top": [self.dictionary.concept_ids[c][0] for c in r[: max(self.ks)].tolist()],
+                "hit@1": bool(h),
+            }
+            for m, r, h in zip(ms, ranked, hit, strict=True)
+        ]
+
+
+def in_input_order(vectors: VectorBlocks) -> np.ndarray:
+    """A small cached set of vectors (the mention strings) as one float32 array in input order."""
+    out = np.zeros((vectors.rows, vectors.dim), dtype=np.float32)
+    for block, rows in vectors.blocks(65536):
+        out[rows] = block
+    return out
+
+
 def evaluate_linking(
     models: Sequence[str],
     dictionary: str | Path | Dictionary,
-    mentions: str | Path | Sequence[Mention],
+    mentions: str | Path | Sequence[Mention] | Sequence[MentionSet],
     pooling: Sequence[str] = ("mean",),
     out_dir: str | Path | None = None,
     *,
@@ -276,140 +506,109 @@ def evaluate_linking(
     max_mentions: int | None = None,
     seed: int = 42,
     subsets: Mapping[str, Callable[[Mention], bool]] | None = None,
+    composites: str = "any",
+    dictionary_format: str = "medic",
+    cache_dir: str | Path | None = None,
+    cache_dtype: str = "float32",
+    index: str = "exact",
 ) -> dict[str, Any]:
-    """Evaluate each model with each pooling (one row each); write results.json and report.md.
+    """Evaluate each model with each pooling on each mention set; write results.json and report.md.
 
-    ``dictionary`` is a KG artefact directory, a ``ID||name|...`` file or a loaded
-    :class:`Dictionary`; ``mentions`` a file (or a KG directory for ``heldout``) or mention objects.
-    With ``out_dir`` the results directory is written atomically; the dict is returned either way.
-    ``max_mentions`` scores a fixed random sample (``seed``) of the mentions with a gold id, e.g. the
-    pipeline's ``eval.heldout_max_concepts``; the sample size is recorded. ``subsets`` adds one row
-    per named filter next to "all" and "no-composite" (the pipeline splits held-out synonyms by
-    whether the training corpus mentions their concept).
+    ``dictionary`` is a KG artefact directory, a dictionary file (``dictionary_format``: MEDIC-style
+    ``ID||name|...`` or ``tsv``) or a loaded :class:`Dictionary`. ``mentions`` is one source (a file,
+    a KG directory for ``heldout``, or mention objects, read with ``mention_format`` and
+    ``entity_types``) or several :class:`MentionSet`; all sets share one dictionary encoding per
+    model. Dictionary vectors live in ``cache_dir`` (default: ``embedding_cache`` next to
+    ``out_dir``; a temporary directory without either) and are reused by later calls with the same
+    model, dictionary, pooling and max length. ``max_mentions`` scores a fixed random sample
+    (``seed``) of each set's mentions with a gold id; ``subsets`` adds one row per named filter next
+    to "all" and "no-composite". With ``out_dir`` the results directory is written atomically; the
+    dict is returned either way.
     """
-    from bali.lm import load_encoder, load_tokenizer
-
     if not models:
         raise BadInputError("give at least one model")
     for p in pooling:
         if p not in POOLINGS:
             raise BadInputError(f"unknown pooling '{p}' (expected one of {POOLINGS})")
+    if composites not in COMPOSITES:
+        raise BadInputError(f"unknown composites rule '{composites}' (expected one of {COMPOSITES})")
     ks = sorted(set(ks))
     mrr_depth = max(mrr_depth, max(ks))
     started = time.perf_counter()
-    dict_obj = dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary)
-    documents: dict[str, str] = {}
-    if isinstance(mentions, (str, Path)):
-        mention_source = str(mentions)
-        mention_list, documents = load_mentions(mentions, mention_format, entity_types)
-        if mention_format == "heldout":
-            check_heldout_leakage(mention_list, dict_obj, mentions)
-    else:
-        mention_source, mention_list = "<in memory>", list(mentions)
-    scored = [m for m in mention_list if m.gold]
-    if not scored:
+    dict_obj = (
+        dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary, dictionary_format)
+    )
+    sets = as_mention_sets(mentions, mention_format, entity_types)
+    prepared = [
+        prepare_set(s, name, dict_obj, abbreviations, max_mentions, seed, subsets)
+        for s, name in zip(sets, set_names(sets), strict=True)
+    ]
+    if abbreviations and not any(ABBREVIATIONS in p.protocols for p in prepared):
         raise BadInputError(
-            "no mention with a gold id to score" + (f" of type {list(entity_types)}" if entity_types else ""),
-            mention_source,
+            "--abbreviations needs document text (PubTator mentions)", prepared[0].stats["source"]
         )
-    if max_mentions is not None and len(scored) > max_mentions:
-        keep = np.sort(np.random.default_rng(seed).choice(len(scored), max_mentions, replace=False))
-        scored = [scored[i] for i in keep]
-    protocols: dict[str, list[Mention]] = {PLAIN: scored}
-    expanded_count = 0
-    if abbreviations:
-        if not documents:
-            raise BadInputError("--abbreviations needs document text (PubTator mentions)", mention_source)
-        protocols[ABBREVIATIONS], expanded_count = expand_abbreviations(scored, documents)
-    gold = [gold_concepts(m, dict_obj) for m in scored]
-    composite = np.array([m.composite for m in scored], dtype=bool)
-    subset_masks = {"all": np.ones(len(scored), dtype=bool), "no-composite": ~composite}
-    for subset_name, keep_mention in (subsets or {}).items():
-        subset_masks[subset_name] = np.array([keep_mention(m) for m in scored], dtype=bool)
-    query_strings = sorted({m.text for ms in protocols.values() for m in ms})
-    query_index = {s: i for i, s in enumerate(query_strings)}
-    labels = list(model_labels) if model_labels else []
-    used: set[str] = set(labels)
-    rows: list[dict[str, Any]] = []
-    predictions: dict[str, list[dict[str, Any]]] = {}
-    hits: dict[tuple[str, str, str], np.ndarray] = {}
-    timing: dict[str, float] = {"load_seconds": time.perf_counter() - started}
-    for m_index, model_name in enumerate(models):
-        label = labels[m_index] if m_index < len(labels) else _model_label(str(model_name), used)
-        tokenizer = load_tokenizer(model_name)
-        encoder = load_encoder(model_name)
-        t0 = time.perf_counter()
-        names = encode_texts(
-            encoder, tokenizer, dict_obj.strings, pooling, batch_size, max_length, device, f"{label}: names"
+    with ExitStack() as stack:
+        if cache_dir is None:
+            cache_dir = (
+                Path(out_dir).parent / CACHE_DIRNAME
+                if out_dir is not None
+                else stack.enter_context(tempfile.TemporaryDirectory(prefix="bali-embeddings-"))
+            )
+        run = LinkingRun(
+            dict_obj,
+            prepared,
+            pooling,
+            ks,
+            mrr_depth,
+            batch_size,
+            max_length,
+            resolve_device(device),
+            composites,
+            index,
+            Path(cache_dir),
+            cache_dtype,
         )
-        queries = encode_texts(
-            encoder, tokenizer, query_strings, pooling, batch_size, max_length, device, f"{label}: mentions"
-        )
-        timing[f"{label}_encode_seconds"] = time.perf_counter() - t0
-        for p in pooling:
-            t1 = time.perf_counter()
-            ranking = rank_concepts(queries[p], names[p], dict_obj, mrr_depth)
-            timing[f"{label}_{p}_search_seconds"] = time.perf_counter() - t1
-            for protocol, ms in protocols.items():
-                ranked = [ranking.concepts[query_index[m.text]] for m in ms]
-                for subset, keep in subset_masks.items():
-                    idx = np.nonzero(keep)[0]
-                    metrics = score([ranked[i] for i in idx], [gold[i] for i in idx], ks)
-                    rows.append(
-                        {
-                            "model": label,
-                            "model_path": str(model_name),
-                            "pooling": p,
-                            "protocol": protocol,
-                            "subset": subset,
-                            **metrics,
-                        }
-                    )
-                hit = np.array([len(r) > 0 and int(r[0]) in g for r, g in zip(ranked, gold, strict=True)])
-                hits[label, p, protocol] = hit
-                predictions[f"{label}.{p}.{protocol}"] = [
-                    {
-                        "doc_id": m.doc_id,
-                        "start": m.start,
-                        "end": m.end,
-                        "mention": m.text,
-                        "gold": "|".join("+".join(a) for a in m.gold),
-                        "top": [dict_obj.concept_ids[c][0] for c in r[: max(ks)].tolist()],
-                        "hit@1": bool(h),
-                    }
-                    for m, r, h in zip(ms, ranked, hit, strict=True)
-                ]
-        del encoder
-    timing["total_seconds"] = time.perf_counter() - started
-    result: dict[str, Any] = {
-        "task": "linking",
-        "protocol": protocol_text(ks, mrr_depth),
-        "dictionary": dict_obj.stats(),
-        "mentions": {
-            "source": mention_source,
-            "format": mention_format,
-            "entity_types": list(entity_types or []),
-            **mention_stats(mention_list, dict_obj),
-            "abbreviations_expanded": expanded_count,
-            "distinct_query_strings": len(query_strings),
-            "sampled": None if max_mentions is None else {"max_mentions": max_mentions, "seed": seed},
-        },
-        "settings": {
-            "pooling": list(pooling),
-            "ks": ks,
-            "mrr_depth": mrr_depth,
-            "batch_size": batch_size,
-            "max_length": max_length,
-            "abbreviations": abbreviations,
-            "device": device,
-        },
-        "rows": rows,
-        "paired": paired_comparisons(hits),
-        "timing": timing,
-    }
+        run.timing["load_seconds"] = time.perf_counter() - started
+        labels = list(model_labels) if model_labels else []
+        used: set[str] = set(labels)
+        for m_index, model_name in enumerate(models):
+            label = labels[m_index] if m_index < len(labels) else _model_label(str(model_name), used)
+            run.evaluate_model(label, str(model_name))
+    run.timing["total_seconds"] = time.perf_counter() - started
+    result = linking_result(run, device, abbreviations, seed if max_mentions else None)
     if out_dir is not None:
-        write_linking_results(result, predictions, out_dir, overwrite)
+        write_linking_results(result, run.predictions, out_dir, overwrite)
     return result
+
+
+def linking_result(run: LinkingRun, device: str, abbreviations: bool, seed: int | None) -> dict[str, Any]:
+    """results.json's content for a finished run."""
+    return {
+        "task": "linking",
+        "protocol": protocol_text(run.ks, run.mrr_depth, run.composites, run.search),
+        "dictionary": run.dictionary.stats(),
+        "mention_sets": [p.stats for p in run.sets],
+        "settings": {
+            "pooling": list(run.pooling),
+            "ks": list(run.ks),
+            "mrr_depth": run.mrr_depth,
+            "batch_size": run.batch_size,
+            "max_length": run.max_length,
+            "abbreviations": abbreviations,
+            "composites": run.composites,
+            "device": device,
+            "device_used": run.device.name,
+            "precision": run.device.precision,
+            "index": run.index,
+            "cache_dtype": run.cache_dtype,
+            "seed": seed,
+        },
+        "cache": run.cache,
+        "search": {"index": run.index, "description": run.search, "recall_vs_exact": run.recall},
+        "rows": run.rows,
+        "paired": paired_comparisons(run.hits),
+        "timing": run.timing,
+    }
 
 
 def write_linking_results(
@@ -435,12 +634,13 @@ def write_linking_results(
 def format_rows(result: dict[str, Any]) -> str:
     """A fixed-width table of the rows, for the terminal and report.md."""
     ks = result["settings"]["ks"]
-    header = ["model", "pooling", "protocol", "subset", "n", *[f"Acc@{k}" for k in ks], "MRR"]
+    header = ["model", "benchmark", "pooling", "protocol", "subset", "n", *[f"Acc@{k}" for k in ks], "MRR"]
     lines = [header]
     for row in result["rows"]:
         lines.append(
             [
                 row["model"],
+                row.get("benchmark", "mentions"),
                 row["pooling"],
                 row["protocol"],
                 row["subset"],

@@ -9,6 +9,9 @@ composite parts with normalised ids, so the scorer never sees source-specific sp
 - BioSyn ``.concept``: ``PMID||start|end||type||mention||ID``; ``|`` and ``,`` are alternatives and
   ``+`` parts (BioSyn's own scorer treats ``|`` as any-of; the format cannot mark composites).
 - Held-out synonyms (``heldout_synonyms.tsv`` of a KG artefact): gold is that node (``KG:<id>``).
+- TSV (the CODER/SapBERT layouts of CADEC, PsyTAR, AskAPatient, COMETA): ``ID<TAB>mention`` or
+  ``ID||mention`` per line, fields optionally CSV-quoted (a quoted field, a doubled quote inside it standing for one); ids are normalised
+  but need no prefix (a CUI or SNOMED code is kept as it is), ``|`` joins alternatives, ``+`` parts.
 """
 
 from __future__ import annotations
@@ -46,12 +49,14 @@ class Mention:
         return {part for alternative in self.gold for part in alternative}
 
 
-def _parse_gold(field: str, path: Path, line: int, composite_separator: str | None = None) -> tuple:
-    """Parse and validate an id field; an id without a recognisable prefix is bad input."""
+def _parse_gold(
+    field: str, path: Path, line: int, composite_separator: str | None = None, need_prefix: bool = True
+) -> tuple:
+    """Parse an id field; without ``need_prefix`` ids are taken as they are, else a bare code is bad input."""
     if composite_separator is not None:
         field = field.replace(composite_separator, "+")
     alternatives, composite = split_gold_ids(field)
-    for alternative in alternatives:
+    for alternative in alternatives if need_prefix else ():
         for part in alternative:
             if not is_recognised(part):
                 raise BadInputError(
@@ -145,6 +150,46 @@ def read_biosyn(path: str | Path, entity_types: Sequence[str] | None = None) -> 
                         line_no,
                     )
                 )
+    return mentions
+
+
+def split_id_line(line: str, path: Path, line_no: int, what: str) -> tuple[str, str]:
+    """``ID<TAB>text`` or ``ID||text`` with CSV quoting (doubled quotes inside) into (id, text)."""
+    try:
+        if "\t" in line:
+            fields = next(csv.reader([line], delimiter="\t", quotechar='"', strict=True))
+        else:
+            fields = [_unquote(f) for f in line.split("||")]
+    except csv.Error as exc:
+        raise BadInputError(f"bad CSV quoting ({exc})", path, line_no) from exc
+    if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
+        raise BadInputError(f"expected 'ID<TAB>{what}' or 'ID||{what}' (two non-empty fields)", path, line_no)
+    return fields[0].strip(), fields[1].strip()
+
+
+def _unquote(field: str) -> str:
+    """A CSV-quoted field without its quotes and with doubled quotes undone; others as they are."""
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        return field[1:-1].replace('""', '"')
+    return field
+
+
+def read_tsv_mentions(path: str | Path) -> list[Mention]:
+    """``ID<TAB>mention`` / ``ID||mention`` lines; the line number stands in for a document offset."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError("mention file not found", path)
+    mentions: list[Mention] = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            id_field, text = split_id_line(line, path, line_no, "mention")
+            gold, composite = _parse_gold(id_field, path, line_no, need_prefix=False)
+            mentions.append(Mention(path.name, line_no, line_no, text, "", gold, composite, "gold", line_no))
+    if not mentions:
+        raise BadInputError("no mention lines found", path)
     return mentions
 
 

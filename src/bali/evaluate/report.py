@@ -6,7 +6,7 @@ QA numbers in this field are only comparable under the same protocol.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ import numpy as np
 from bali.errors import BadInputError
 from bali.jsonlines import read_json_objects
 from bali.model.config import LOSS_KEYS
+
+# (held-out synonym vectors [n, d], their concepts' name vectors [n, d], a label per pair)
+Panel = tuple[np.ndarray, np.ndarray, list[str]]
 
 
 def _pyplot() -> Any:
@@ -156,10 +159,74 @@ def plot_embeddings(path: str | Path, out: Path, max_points: int = 500, seed: in
     return out, n
 
 
+def _mention_lines(m: dict[str, Any]) -> list[str]:
+    """One paragraph per mention set: what was read, scored, left out, and why."""
+    lines = [
+        f"**Mentions{' ' + m['name'] if m.get('name') else ''}.** `{m['source']}` ({m['format']}"
+        + (f", types {', '.join(m['entity_types'])}" if m["entity_types"] else "")
+        + f"): {m['total']} mentions, {m['scored']} scored, {m['without_gold_id']} without a gold id (not scored), "
+        f"{m['composite']} composite, {m['with_alternatives']} with alternative ids; "
+        f"{m['unmapped_gold_ids']} of {m['distinct_gold_ids']} distinct gold ids are absent from the dictionary, "
+        f"and {m['mentions_with_all_gold_unmapped']} mentions have no gold id in it (scored as misses).",
+    ]
+    if m.get("abbreviations_expanded"):
+        lines.append(
+            f"Abbreviation expansion (Schwartz-Hearst) changed {m['abbreviations_expanded']} mentions."
+        )
+    return [*lines, ""]
+
+
+def plot_heldout_tsne(panels: Mapping[str, Panel], out: Path, seed: int = 0) -> Path:
+    """One t-SNE per model, side by side: held-out synonyms (o), their concepts' names (x), joined."""
+    from sklearn.manifold import TSNE
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 6), squeeze=False)
+    for ax, (label, (synonyms, names, text)) in zip(axes[0], panels.items(), strict=True):
+        n = len(synonyms)
+        both = np.concatenate([synonyms, names]).astype(np.float32)
+        xy = TSNE(
+            n_components=2,
+            perplexity=float(min(30.0, (2 * n - 1) / 3)),
+            init="pca",
+            random_state=seed,
+            method="exact",
+        ).fit_transform(both)
+        for i in range(n):
+            ax.plot([xy[i, 0], xy[n + i, 0]], [xy[i, 1], xy[n + i, 1]], color="0.8", linewidth=0.5, zorder=1)
+        ax.scatter(xy[:n, 0], xy[:n, 1], s=12, marker="o", label="held-out synonym", zorder=2)
+        ax.scatter(xy[n:, 0], xy[n:, 1], s=14, marker="x", label="its concept's name", zorder=2)
+        for i in range(min(n, 12)):
+            ax.annotate(text[i][:40], xy[i], fontsize=6)
+        gap = float(np.mean(np.sum(synonyms * names, axis=1)))
+        ax.set_title(f"{label}: {n} held-out concepts (mean cosine synonym-name {gap:.3f})", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _heldout_tsne_section(panels: Mapping[str, Panel], out: Path) -> list[str]:
+    plot = plot_heldout_tsne(panels, out / "heldout_tsne.png")
+    n = len(next(iter(panels.values()))[0])
+    return [
+        "## Held-out concepts: " + " next to ".join(panels),
+        "",
+        f"t-SNE (scikit-learn, exact, seed 0) of a fixed sample of {n} held-out synonyms and the first "
+        "name of each one's concept, embedded by each model (concept names read from the evaluation's "
+        "embedding cache); lines join a synonym to its concept. Points are projected per model, so "
+        "compare the lengths of the lines and the cosine in the titles, not positions across panels.",
+        "",
+        f"![held-out t-SNE]({plot.name})",
+        "",
+    ]
+
+
 def _linking_section(result: dict[str, Any]) -> list[str]:
     from bali.evaluate.linking import format_paired, format_rows
 
-    d, m = result["dictionary"], result["mentions"]
+    d = result["dictionary"]
     lines = [
         "## Zero-shot entity linking",
         "",
@@ -174,28 +241,28 @@ def _linking_section(result: dict[str, Any]) -> list[str]:
         )
         + ".",
         "",
-        f"**Mentions.** `{m['source']}` ({m['format']}"
-        + (f", types {', '.join(m['entity_types'])}" if m["entity_types"] else "")
-        + f"): {m['total']} mentions, {m['scored']} scored, {m['without_gold_id']} without a gold id (not scored), "
-        f"{m['composite']} composite, {m['with_alternatives']} with alternative ids; "
-        f"{m['unmapped_gold_ids']} of {m['distinct_gold_ids']} distinct gold ids are absent from the dictionary, "
-        f"and {m['mentions_with_all_gold_unmapped']} mentions have no gold id in it (scored as misses).",
     ]
-    if m.get("abbreviations_expanded"):
-        lines.append(
-            f"Abbreviation expansion (Schwartz-Hearst) changed {m['abbreviations_expanded']} mentions."
-        )
+    for m in result.get("mention_sets") or [result["mentions"]]:  # results.json before issue 12: one set
+        lines += _mention_lines(m)
     s = result["settings"]
+    device = s["device"] + (f" -> {s['device_used']}, {s['precision']}" if "device_used" in s else "")
     lines += [
-        "",
-        f"Settings: pooling {', '.join(s['pooling'])}; max length {s['max_length']}; batch {s['batch_size']}; "
-        f"device {s['device']}; total time {result['timing']['total_seconds']:.1f} s. Deterministic (no seeds).",
-        "",
-        "```",
-        format_rows(result),
-        "```",
+        f"Settings: pooling {', '.join(s['pooling'])}; composites {s.get('composites', 'any')}; "
+        f"max length {s['max_length']}; batch {s['batch_size']}; device {device}; "
+        f"total time {result['timing']['total_seconds']:.1f} s. Deterministic (no seeds).",
         "",
     ]
+    for c in result.get("cache", []):
+        lines.append(
+            f"- {c['model']}: dictionary embeddings {c['status']}, mention embeddings "
+            f"{c.get('mentions_status', 'encoded')} (cache `{c['directory']}`)"
+        )
+    for r in result.get("search", {}).get("recall_vs_exact", []):
+        lines.append(
+            f"- {r['model']} {r['pooling']}: approximate search recall@{r['k']} against exact search "
+            f"{100 * r['recall']:.1f}% on a sample of {r['queries']} mention strings"
+        )
+    lines += ["", "```", format_rows(result), "```", ""]
     paired = format_paired(result)
     if paired:
         lines += [
@@ -231,6 +298,7 @@ def write_report(
     embeddings_path: str | Path | None = None,
     task_results: Sequence[dict[str, Any]] | None = None,
     title: str = "BALI evaluation",
+    heldout_tsne: Mapping[str, Panel] | None = None,
 ) -> Path:
     """Write ``report.md`` and its PNGs into ``out_dir`` (created if needed); returns the report path."""
     out = Path(out_dir)
@@ -259,6 +327,8 @@ def write_report(
             lines += [f"![linking accuracy]({plot.name})", ""]
         for result in linking_results:
             lines += _linking_section(result)
+    if heldout_tsne:
+        lines += _heldout_tsne_section(heldout_tsne, out)
     for result in task_results or []:
         lines += _task_section(result)
     if embeddings_path is not None:

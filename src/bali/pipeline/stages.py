@@ -62,13 +62,30 @@ def corpus_coverage_subsets(corpus_dir: str | Path) -> dict[str, Callable[[Menti
     return {IN_CORPUS: in_corpus, NOT_IN_CORPUS: lambda mention: not in_corpus(mention)}
 
 
+def heldout_tsne_panels(
+    p: Pipeline, models: list[str], labels: list[str], cache_dir: Path
+) -> dict[str, Any] | None:
+    """Held-out synonyms vs their concepts' names per model, from the evaluation's embedding cache."""
+    from bali.evaluate.heldout_sample import heldout_panels
+
+    ev = p.config.eval
+    if ev.linking_format != "heldout" or ev.linking_mentions is not None:
+        return None
+    panels, _ = heldout_panels(
+        models, labels, p.kg_dir, cache_dir, pooling=ev.pooling[0], batch_size=ev.batch_size, device=ev.device
+    )
+    return panels
+
+
 def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     """Zero-shot linking of the base model and the trained model under one protocol, then the report."""
-    from bali.evaluate.linking import evaluate_linking
+    from bali.evaluate.linking import CACHE_DIRNAME, evaluate_linking
     from bali.evaluate.report import write_report
     from bali.export import write_model_card
 
     ev = p.config.eval
+    models, labels = [p.config.model.name, str(p.run_dir / FINAL_DIR)], ["base", "bali"]
+    cache_dir = p.eval_dir.parent / CACHE_DIRNAME
     subsets = None
     if ev.linking_format == "heldout":
         dictionary, mentions = str(p.kg_dir), ev.linking_mentions or str(p.kg_dir)
@@ -78,19 +95,21 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     if mentions is None:
         raise BadInputError("eval.linking_mentions is required unless eval.linking_format is 'heldout'")
     results = evaluate_linking(
-        models=[p.config.model.name, str(p.run_dir / FINAL_DIR)],
-        model_labels=["base", "bali"],
+        models=models,
+        model_labels=labels,
         dictionary=dictionary,
         mentions=mentions,
         mention_format=ev.linking_format,
         pooling=list(ev.pooling),
         entity_types=list(ev.entity_types),
         batch_size=ev.batch_size,
+        device=ev.device,
         out_dir=p.eval_dir,
         overwrite=True,
         subsets=subsets,
         max_mentions=ev.heldout_max_concepts if ev.linking_format == "heldout" else None,
         seed=ev.seed,
+        cache_dir=cache_dir,
     )
     metrics = p.run_dir / "metrics.jsonl"
     report = write_report(
@@ -98,6 +117,7 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
         linking_results=results,
         metrics_path=metrics if metrics.exists() else None,
         title="BALI demo: base vs BALI-trained model",
+        heldout_tsne=heldout_tsne_panels(p, models, labels, cache_dir),
     )
     first = results["rows"][0]
     rows = [r for r in results["rows"] if r["protocol"] == first["protocol"] and r["subset"] == "all"]
