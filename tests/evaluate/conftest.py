@@ -62,7 +62,7 @@ def biosyn_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny_kg(tmp_path: Path) -> Path:
-    """A 3-node KG written with the KG stage's writer, one synonym per node held out."""
+    """A 3-node KG written with the KG stage's writer, synonyms held out: two test, one dev."""
     from bali.kg.graph import Relation, write_kg
 
     out = tmp_path / "kg"
@@ -84,6 +84,9 @@ def tiny_kg(tmp_path: Path) -> Path:
         )
         (tmp / "heldout_synonyms.tsv").write_text(
             "node_id\tsource_id\tname\n0\tHP:0001250\tconvulsion\n2\tHP:0001945\tpyrexia\n"
+        )
+        (tmp / "heldout_synonyms.dev.tsv").write_text(
+            "node_id\tsource_id\tname\n1\tDOID:9352\tsugar disease\n"
         )
         write_json_atomic(tmp / "manifest.json", make_manifest("kg", {}, {}, counts))
     return out

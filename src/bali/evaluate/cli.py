@@ -21,6 +21,10 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                 "--mentions is required (it may be omitted only with --format heldout --kg DIR)"
             )
         mentions = args.kg
+    if args.format == "heldout":
+        from bali.evaluate.mentions import heldout_file
+
+        mentions = heldout_file(mentions, args.split)
     result = evaluate_linking(
         args.model,
         args.dictionary or args.kg,
@@ -113,6 +117,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--kg", help="KG artefact directory as the dictionary (all names of every node)")
     p.add_argument("--mentions", help="mention file; a KG directory for --format heldout")
     p.add_argument("--format", choices=("pubtator", "biosyn", "heldout"), default="pubtator")
+    p.add_argument(
+        "--split",
+        choices=("test", "dev"),
+        default="test",
+        help="held-out split of --format heldout: test (reported) or dev (the only one tuning reads)",
+    )
     p.add_argument("--entity-type", action="append", help="keep only this type (repeatable), e.g. Disease")
     p.add_argument("--pooling", nargs="+", choices=("mean", "cls"), default=["mean"])
     p.add_argument(

@@ -8,6 +8,7 @@ millions of edges) is never turned into per-row Python objects.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,31 @@ GRAPH_INDICES = "graph_indices.npy"
 GRAPH_RELATIONS = "graph_relations.npy"
 RELATIONS = "relations.json"
 HELDOUT = "heldout_synonyms.tsv"
+HELDOUT_DEV = "heldout_synonyms.dev.tsv"
+# Held-out synonym files by split: test is what results report, dev is all that tuning may read.
+HELDOUT_FILES = {"test": HELDOUT, "dev": HELDOUT_DEV}
+
+HELDOUT_HEADER = ["node_id", "source_id", "name"]
+
+
+def read_heldout_rows(file: Path) -> list[tuple[int, str, str, int]]:
+    """``(node id, source id, name, line number)`` of a held-out synonyms file, validated.
+
+    The one parser of the format: the evaluation reads the rows as gold mentions and the corpus
+    stage as strings to keep out of the training text.
+    """
+    rows: list[tuple[int, str, str, int]] = []
+    with file.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if next(reader, None) != HELDOUT_HEADER:
+            raise BadInputError(f"expected the header {'<TAB>'.join(HELDOUT_HEADER)}", file, 1)
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != 3 or not row[0].isdigit() or not row[2].strip():
+                raise BadInputError("expected node_id<TAB>source_id<TAB>name", file, line_no)
+            rows.append((int(row[0]), row[1], row[2].strip(), line_no))
+    return rows
 
 
 @dataclass
@@ -434,10 +460,15 @@ class KnowledgeGraph:
         table = pq.read_table(self.directory / DEFINITIONS)
         yield from zip(table.column("node_id").to_pylist(), table.column("text").to_pylist(), strict=True)
 
-    def heldout_path(self) -> Path | None:
-        """The held-out synonyms file, when the KG was built with ``--holdout-synonyms``."""
-        path = self.directory / HELDOUT
+    def heldout_path(self, split: str = "test") -> Path | None:
+        """The held-out synonyms file of ``split`` (test or dev), when the KG was built with one."""
+        path = self.directory / HELDOUT_FILES[split]
         return path if path.exists() else None
+
+    def heldout_names(self) -> list[str]:
+        """Every held-out synonym of every split: strings that must not reach the training text."""
+        paths = (self.heldout_path(split) for split in HELDOUT_FILES)
+        return [name for path in paths if path is not None for _, _, name, _ in read_heldout_rows(path)]
 
     def summary(self) -> Mapping[str, Any]:
         """The counts recorded in the manifest."""
