@@ -20,7 +20,7 @@ from bali.lm import load_tokenizer
 KGFactory = Callable[..., Path]  # the tiny_kg fixture of conftest.py
 
 TEST = {0: "reactive airway disease", 7: "Graves disease"}
-DEV = {5: "senile dementia"}
+DEV = {5: "senile dementia", 6: "CMP"}
 DEFINITIONS = {
     1: "A disease of the lung, such as reactive airway disease. Includes asthma with cough.",
     2: "A cough, as in senile dementia. A cough in asthma.",
@@ -30,6 +30,7 @@ TEXT = [
     "Senile  dementia is an Alzheimer disease.",  # dev split
     "Graves' disease with cough.",  # the possessive spelling of a held-out eponym
     "Nonreactive airway disease and asthma.",  # not word-bounded: kept
+    "A cmp-like cough.",  # a held-out acronym in lower case: an uncased LM reads it as the same
     "Asthma and cough.",
 ]
 PUBTATOR = (
@@ -57,7 +58,7 @@ def _configs(tmp_path: Path) -> dict[str, tuple[CorpusConfig, int]]:
     pubtator.write_text(PUBTATOR, encoding="utf-8")
     return {
         "embedded": (CorpusConfig(builtin=True), 2),
-        "dictionary": (CorpusConfig(builtin=False, inputs=[str(text)], format="jsonl"), 3),
+        "dictionary": (CorpusConfig(builtin=False, inputs=[str(text)], format="jsonl"), 4),
         "gold": (CorpusConfig(builtin=False, inputs=[str(pubtator)], format="pubtator"), 1),
     }
 
@@ -97,4 +98,5 @@ def test_the_filter_would_have_caught_them(tiny_kg: KGFactory, tmp_path: Path) -
     assert manifest["counts"]["sentences_dropped"] == {"heldout_synonym": 0}
     sentences = [text for text, _ in LinkedCorpus.load(tmp_path / "corpus")]
     assert sentences == TEXT
-    assert [s for s in sentences if any(_occurs(n, s) for n in [*TEST.values(), *DEV.values()])] == TEXT[:3]
+    leaking = [s for s in sentences if any(_occurs(n, s) for n in [*TEST.values(), *DEV.values()])]
+    assert leaking == [*TEXT[:3], TEXT[4]]

@@ -209,13 +209,13 @@ def heldout_filter(kg: KnowledgeGraph) -> DictionaryLinker | None:
     Any sentence it finds a match in is dropped from the corpus: a held-out synonym in the training
     text (a definition that uses it, a gold mention written that way) would teach the LM the very
     answer the held-out evaluation asks for. Matching is the dictionary linker's (normalised,
-    word-bounded, possessive variants), with no minimum length, so the filter is at least as broad
-    as what linking would find.
+    word-bounded, possessive variants), with no minimum length and acronyms matched in any case
+    (an uncased LM reads "pie" as the held-out "PIE"), so the filter is broader than linking.
     """
     names = kg.heldout_names()
     if not names:
         return None
-    options = LinkerOptions(min_length=1, expand_abbreviations=False)
+    options = LinkerOptions(min_length=1, acronym_max_length=0, expand_abbreviations=False)
     return DictionaryLinker(names, np.zeros(len(names), dtype=np.int64), options, show_progress=False)
 
 
