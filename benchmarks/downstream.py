@@ -9,7 +9,8 @@ For each model and task it runs `bali eval task --mode probe` (`bali.evaluate.pr
 writes one results directory per (model, task) under ``--out``, and prints a Markdown table with
 the majority and best-constant baselines beside the scores. ChemProt comes from
 ``chemprot_bioelectra/`` (BLURB's copy lacks train and test), rewritten in BLURB's
-``id<TAB>sentence<TAB>label`` layout under ``--out``.
+``id<TAB>sentence<TAB>label`` layout under ``--out``; its splits are capped at a fixed random 5,000
+examples each (``CAPS``), which keeps one model's embedding pass in minutes on the 2-core box.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ TASKS = {
     "hoc": "blurb/HoC",
     "chemprot": "chemprot_bioelectra",
 }
+
+# (train, dev and test) caps per task: the same fixed subset for every model (bali.evaluate.finetune.subsample).
+CAPS = {"chemprot": (5000, 5000)}
 
 
 def blurb_chemprot(source: Path, out: Path) -> Path:
@@ -62,11 +66,14 @@ def main() -> None:
             data = blurb_chemprot(data, args.out / "chemprot_blurb")
         scores, result = [], None
         for index, model in enumerate(args.models):
+            train_cap, eval_cap = CAPS.get(task, (None, None))
             result = probe_task(
                 model,
                 task,
                 data,
                 args.out / f"{task}-{index}",
+                subsample_train=train_cap,
+                subsample_eval=eval_cap,
                 max_length=args.max_length,
                 cache_dir=args.cache,
                 overwrite=True,
