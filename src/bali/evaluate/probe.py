@@ -24,7 +24,7 @@ from bali.evaluate.finetune import subsample
 from bali.evaluate.tasks import get_task
 from bali.evaluate.tasks.base import Example, TaskSpec, baselines
 
-REGULARISATION = (0.01, 0.1, 1.0, 10.0)  # C of the logistic regression; alpha of ridge is 1 / C
+REGULARISATION = (1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0)  # C of the logistic regression; ridge alpha = 1 / C
 
 
 def model_fingerprint(model: str) -> str:
