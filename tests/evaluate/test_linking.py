@@ -372,6 +372,10 @@ def test_cli_heldout_from_kg_dir(exact_match_encoder: None, tiny_kg: Path, tmp_p
     )
     result = json.loads((out / "results.json").read_text())
     assert result["mention_sets"][0]["format"] == "heldout" and result["rows"][0]["mentions"] == 2
+    dev = ["eval", "linking", "--model", "m", "--kg", str(tiny_kg), "--format", "heldout", "--split", "dev"]
+    assert main([*dev, "--out", str(tmp_path / "dev")]) == 0
+    result = json.loads((tmp_path / "dev" / "results.json").read_text())
+    assert result["rows"][0]["mentions"] == 1 and result["mention_sets"][0]["source"].endswith(".dev.tsv")
     assert main(["eval", "linking", "--model", "m", "--kg", str(tiny_kg), "--out", str(tmp_path / "x")]) == 2
 
 

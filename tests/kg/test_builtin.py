@@ -19,7 +19,9 @@ def test_builtin_kg_builds_offline(
     tmp_path: Path, no_network: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "kg"
-    manifest = build_kg(KGConfig(source="builtin"), out, holdout_synonyms=50, holdout_seed=3)
+    manifest = build_kg(
+        KGConfig(source="builtin"), out, holdout_synonyms=50, holdout_seed=3, holdout_dev_synonyms=20
+    )
     counts = manifest["counts"]
     assert counts["concepts"] > 40_000 and counts["names"] > 100_000
     assert counts["sources"]["HP"] > 15_000 and counts["sources"]["MONDO"] > 20_000
@@ -48,7 +50,9 @@ def test_builtin_kg_builds_offline(
     assert sum(1 for _ in kg.definitions()) > 20_000
 
     held = (out / "heldout_synonyms.tsv").read_text(encoding="utf-8").splitlines()
-    assert held[0] == "node_id\tsource_id\tname" and len(held) == 51
+    dev = (out / "heldout_synonyms.dev.tsv").read_text(encoding="utf-8").splitlines()
+    assert held[0] == dev[0] == "node_id\tsource_id\tname" and len(held) == 51 and len(dev) == 21
+    held += dev[1:]
     all_names = {n.lower() for n in kg.all_names()[0]}
     for line in held[1:]:
         node, source_id, name = line.split("\t")

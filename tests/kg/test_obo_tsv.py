@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bali.cli import main
+from bali.errors import BadInputError
 from bali.kg.build import build_kg
 from bali.kg.config import KGConfig
 from bali.kg.graph import KnowledgeGraph
@@ -139,7 +140,13 @@ def test_holdout_synonyms_do_not_leak(tmp_path: Path) -> None:
     assert held == ["node_id\tsource_id\tname", "0\tX1\tcephalgia", "2\tX3\tASA"]
     names = {n.lower() for n in kg.all_names()[0]}
     assert "cephalgia" not in names and "asa" not in names
-    assert manifest["counts"]["heldout_synonyms"] == {"requested": 5, "eligible_concepts": 2, "held_out": 2}
+    assert manifest["counts"]["heldout_synonyms"] == {
+        "requested": {"test": 5, "dev": 0},
+        "eligible_concepts": 2,
+        "held_out": {"test": 2, "dev": 0},
+        "files": {"test": "heldout_synonyms.tsv"},
+    }
+    assert not (tmp_path / "kg" / "heldout_synonyms.dev.tsv").exists()
     assert kg.names(0) == ["Headache", "HEADACHE!", "head-ache"]
     assert ("X1", "X3", "may_treat") in _edges(kg) and ("X3", "X1", "inverse_of_may_treat") in _edges(kg)
     assert kg.lookup_xref("MESH:D006261") == [0] and kg.lookup_xref("CHEBI:15365") == [2]
@@ -151,7 +158,52 @@ def test_holdout_synonyms_do_not_leak(tmp_path: Path) -> None:
         holdout_synonyms=1,
         holdout_seed=1,
     )
-    assert again["counts"]["heldout_synonyms"]["held_out"] == 1
+    assert again["counts"]["heldout_synonyms"]["held_out"] == {"test": 1, "dev": 0}
+
+
+def _synonym_tsv(tmp_path: Path, concepts: int) -> tuple[Path, Path]:
+    """``concepts`` concepts, each with two synonyms no other concept shares."""
+    path = tmp_path / "many.tsv"
+    rows = [f"C{i}\tconcept {i}\tsynonym {i} a|synonym {i} b\t\t" for i in range(concepts)]
+    path.write_text("id\tname\tsynonyms\txrefs\tdefinition\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    edges = tmp_path / "many_edges.tsv"
+    edges.write_text("source\trelation\ttarget\nC0\tis_a\tC1\n", encoding="utf-8")
+    return path, edges
+
+
+def test_holdout_dev_and_test_splits_are_disjoint_seeded_and_named_in_the_manifest(tmp_path: Path) -> None:
+    concepts, edges = _synonym_tsv(tmp_path, 60)
+    config = KGConfig(source="tsv", tsv_concepts=str(concepts), tsv_edges=str(edges))
+
+    def build(name: str, test: int, dev: int, seed: int) -> tuple[dict, dict[str, list[str]]]:
+        manifest = build_kg(
+            config, tmp_path / name, holdout_synonyms=test, holdout_dev_synonyms=dev, holdout_seed=seed
+        )
+        files = manifest["counts"]["heldout_synonyms"]["files"]
+        rows = {
+            split: (tmp_path / name / file).read_text(encoding="utf-8").splitlines()[1:]
+            for split, file in files.items()
+        }
+        return manifest, rows
+
+    manifest, rows = build("kg", 10, 15, 4)
+    assert manifest["counts"]["heldout_synonyms"]["files"] == {
+        "test": "heldout_synonyms.tsv",
+        "dev": "heldout_synonyms.dev.tsv",
+    }
+    assert (
+        manifest["settings"]["holdout_dev_synonyms"] == 15 and manifest["settings"]["holdout_synonyms"] == 10
+    )
+    assert len(rows["test"]) == 10 and len(rows["dev"]) == 15
+    test_nodes = {line.split("\t")[0] for line in rows["test"]}
+    dev_nodes = {line.split("\t")[0] for line in rows["dev"]}
+    assert not test_nodes & dev_nodes
+    kept = set(KnowledgeGraph.load(tmp_path / "kg").all_names()[0])
+    assert not kept & {line.split("\t")[2] for line in rows["test"] + rows["dev"]}
+    assert build("again", 10, 15, 4)[1] == rows  # seeded
+    assert build("other", 10, 15, 5)[1]["test"] != rows["test"]
+    with pytest.raises(BadInputError, match="dev held-out size"):
+        build("bad", 1, -1, 0)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ Two sources of mentions:
   document's own abbreviation definitions expanded.
 
 Sentences come from :func:`bali.corpus.sentences.split_sentences`; mentions move to sentence offsets,
-and one that crosses a sentence boundary is dropped and counted.
+and one that crosses a sentence boundary is dropped and counted. A sentence that contains a held-out
+synonym of the KG (either split) is dropped whatever its source, and counted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
@@ -201,6 +203,22 @@ def _gold_document(doc: Document, mapper: GoldMapper, counts: Counter[str]) -> t
     return spans, _to_sentences(spans, _gold_mentions(doc, mapper, counts), counts)
 
 
+def heldout_filter(kg: KnowledgeGraph) -> DictionaryLinker | None:
+    """A linker over the KG's held-out synonyms (every split), or None when it has none.
+
+    Any sentence it finds a match in is dropped from the corpus: a held-out synonym in the training
+    text (a definition that uses it, a gold mention written that way) would teach the LM the very
+    answer the held-out evaluation asks for. Matching is the dictionary linker's (normalised,
+    word-bounded, possessive variants), with no minimum length and acronyms matched in any case
+    (an uncased LM reads "pie" as the held-out "PIE"), so the filter is broader than linking.
+    """
+    names = kg.heldout_names()
+    if not names:
+        return None
+    options = LinkerOptions(min_length=1, acronym_max_length=0, expand_abbreviations=False)
+    return DictionaryLinker(names, np.zeros(len(names), dtype=np.int64), options, show_progress=False)
+
+
 def link_corpus(
     kg_dir: str | Path,
     out_dir: str | Path,
@@ -248,6 +266,7 @@ def link_corpus(
         linker = DictionaryLinker.from_kg(kg, options, stoplist, show_progress)
         linker_seconds = time.perf_counter() - built
 
+    leak_filter = heldout_filter(kg)
     with atomic_output_dir(out_dir, overwrite) as tmp:
         with CorpusWriter(tmp) as writer:
             documents = tqdm(
@@ -272,6 +291,9 @@ def link_corpus(
             for doc, spans, per_sentence in processed:
                 counts["documents"] += 1
                 for index, ((start, end), mentions) in enumerate(zip(spans, per_sentence, strict=True)):
+                    if leak_filter is not None and leak_filter.occurs_in(doc.text[start:end]):
+                        counts["heldout_synonym"] += 1
+                        continue
                     writer.add(doc.doc_id, index, doc.text[start:end], mentions)
                     if mentions:
                         counts["sentences_with_mentions"] += 1
@@ -289,6 +311,7 @@ def link_corpus(
             "mentions": num_mentions,
             "mentions_by_origin": dict(origins),
             "distinct_concepts": len(concepts),
+            "sentences_dropped": {"heldout_synonym": counts["heldout_synonym"]},
             "mentions_dropped": {
                 "crossing_sentence_boundary": counts["crossing_sentence_boundary"],
                 "own_concept": counts["own_concept"],

@@ -22,6 +22,7 @@ Rules, each one there because a plain substring tagger gets it wrong:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ ABBREVIATION = "abbreviation"
 LinkedMention = tuple[int, int, tuple[int, ...], str]
 
 # Every ASCII character that is not a letter or digit becomes a space (length-preserving).
+_SEPARATOR_RUNS = re.compile(r"(?:[^\w]|_)+")
 _ASCII_BOUNDARIES = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
 
 
@@ -321,6 +323,15 @@ class DictionaryLinker:
             if nodes:
                 found.append((o_start, o_end, nodes, DICTIONARY))
         return found
+
+    def occurs_in(self, text: str) -> bool:
+        """Whether any dictionary name occurs in ``text``: word-bounded, normalised as in :meth:`link`.
+
+        Runs of punctuation and spaces count as one space here ("senile  dementia", "reactive -
+        airway"), so a filter built on this is at least as broad as linking; case is kept for the
+        case-sensitive acronyms.
+        """
+        return bool(self._candidates(_SEPARATOR_RUNS.sub(" ", text)))
 
     def link(
         self, text: str, abbreviations: Mapping[str, tuple[int, ...]] | None = None

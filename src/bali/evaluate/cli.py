@@ -23,6 +23,7 @@ def _per_set(values: list[str] | None, count: int, flag: str) -> list[str | None
 def mention_sets_from_args(args: argparse.Namespace) -> list[Any]:
     """--mentions (repeatable) with their --format and --entity-type, as MentionSet objects."""
     from bali.evaluate.linking import MentionSet
+    from bali.evaluate.mentions import heldout_file
 
     paths = list(args.mentions or [])
     if not paths:
@@ -40,7 +41,7 @@ def mention_sets_from_args(args: argparse.Namespace) -> list[Any]:
             for v in _per_set(args.entity_type, len(paths), "--entity-type")
         ]
     return [
-        MentionSet(path, fmt or "pubtator", tuple(t))
+        MentionSet(heldout_file(path, args.split) if fmt == "heldout" else path, fmt or "pubtator", tuple(t))
         for path, fmt, t in zip(paths, formats, types, strict=True)
     ]
 
@@ -94,7 +95,23 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def _task(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from bali.evaluate.finetune import finetune_task
+    from bali.evaluate.probe import probe_task
 
+    if args.mode == "probe":
+        result = probe_task(
+            args.model,
+            args.task,
+            args.data,
+            args.out,
+            subsample_train=args.subsample,
+            subsample_eval=args.eval_subsample,
+            max_length=args.max_length or 256,
+            batch_size=args.batch_size or 64,
+            device=args.device,
+            cache_dir=args.embedding_cache,
+            overwrite=args.overwrite,
+        )
+        return _task_summary(result, args.out), result
     result = finetune_task(
         args.model,
         args.task,
@@ -111,12 +128,17 @@ def _task(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         device=args.device,
         overwrite=args.overwrite,
     )
-    main = result["test"][result["main_metric"]]
-    summary = (
-        f"{result['task']}: test {result['main_metric']} {main['mean']:.4f} ± {main['std']:.4f} over "
-        f"{len(result['seeds'])} seeds -> {args.out}"
+    return _task_summary(result, args.out), result
+
+
+def _task_summary(result: dict[str, Any], out: str) -> str:
+    """The score with its spread and, beside it, what an input-blind predictor scores."""
+    main, b = result["test"][result["main_metric"]], result["baselines"]
+    runs = f"over {len(result['seeds'])} seeds" if result["seeds"] else "(probe, deterministic)"
+    return (
+        f"{result['task']}: test {result['main_metric']} {main['mean']:.4f} ± {main['std']:.4f} {runs}; "
+        f"majority {b['majority']:.4f}, best constant {b['best_constant']:.4f} ({b['best_constant_is']}) -> {out}"
     )
-    return summary, result
 
 
 def _report(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -196,6 +218,12 @@ def register(subparsers: Any) -> None:
         default="exact",
         help="exact block search (default), or an approximate faiss index (its recall vs exact is reported)",
     )
+    p.add_argument(
+        "--split",
+        choices=("test", "dev"),
+        default="test",
+        help="held-out split of --format heldout: test (reported) or dev (the only one tuning reads)",
+    )
     p.add_argument("--pooling", nargs="+", choices=("mean", "cls"), default=["mean"])
     p.add_argument(
         "--abbreviations", action="store_true", help="add rows with Schwartz-Hearst expansion (PubTator only)"
@@ -209,8 +237,17 @@ def register(subparsers: Any) -> None:
     add_json_flag(p)
     p.set_defaults(handler=_linking)
 
-    p = sub.add_parser("task", help="fine-tune on a downstream task over seeds; test mean and std")
+    p = sub.add_parser(
+        "task", help="downstream task: fine-tune over seeds (GPU) or probe the frozen encoder (CPU minutes)"
+    )
     p.add_argument("--model", required=True)
+    p.add_argument(
+        "--mode",
+        choices=("finetune", "probe"),
+        default="finetune",
+        help="finetune: the BLURB recipe over seeds; probe: frozen embeddings + a linear model (deterministic)",
+    )
+    p.add_argument("--embedding-cache", metavar="DIR", help="probe: reuse embeddings stored here")
     p.add_argument("--task", required=True, help="hoc, gad, chemprot, ddi, biosses, bioasq, pubmedqa, medqa")
     p.add_argument("--data", required=True, help="directory with the task's splits")
     p.add_argument("--seeds", type=int, default=3, help="runs with seeds SEED, SEED+1, ...")

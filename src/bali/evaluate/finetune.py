@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
 from bali.evaluate.tasks import get_task
-from bali.evaluate.tasks.base import Example, TaskSpec
+from bali.evaluate.tasks.base import Example, TaskSpec, baselines
 
 log = logging.getLogger(__name__)
 SUBSAMPLE_SEED = 0
@@ -265,6 +265,7 @@ def finetune_task(
     }
     result: dict[str, Any] = {
         "task": spec.name,
+        "mode": "finetune",
         "model": str(model),
         "data": str(data_dir),
         "files": data.source,
@@ -275,6 +276,7 @@ def finetune_task(
         + f"; main metric '{spec.main_metric}', std over seeds (ddof=0)",
         "main_metric": spec.main_metric,
         "test": summary,
+        "baselines": baselines(spec, train, test),
         "dev_best": {"mean": float(np.mean([r["dev"] for r in runs])), "values": [r["dev"] for r in runs]},
         "runs": runs,
         "seconds": time.perf_counter() - started,

@@ -25,9 +25,7 @@ from bali.corpus.abbreviations import find_abbreviations
 from bali.errors import BadInputError, decode_line
 from bali.evaluate.dictionary import Dictionary, kg_node_key
 from bali.ids import is_recognised, split_gold_ids
-
-HELDOUT_FILE = "heldout_synonyms.tsv"
-HELDOUT_HEADER = ["node_id", "source_id", "name"]
+from bali.kg.graph import HELDOUT_FILES, read_heldout_rows
 
 
 @dataclass(frozen=True)
@@ -193,39 +191,32 @@ def read_tsv_mentions(path: str | Path) -> list[Mention]:
     return mentions
 
 
-def heldout_file(path: str | Path) -> Path:
-    """Accept the KG directory or the TSV itself."""
+def heldout_file(path: str | Path, split: str = "test") -> Path:
+    """The held-out synonyms file of ``split`` in a KG directory, or ``path`` itself when it is a file."""
     path = Path(path)
-    return path / HELDOUT_FILE if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    if split not in HELDOUT_FILES:
+        raise BadInputError(f"unknown held-out split '{split}' (expected one of {sorted(HELDOUT_FILES)})")
+    return path / HELDOUT_FILES[split]
 
 
-def read_heldout(path: str | Path) -> list[Mention]:
-    """Held-out synonyms (``node_id<TAB>source_id<TAB>name``): each name's gold is its node."""
-    file = heldout_file(path)
+def read_heldout(path: str | Path, split: str = "test") -> list[Mention]:
+    """Held-out synonyms (``node_id<TAB>source_id<TAB>name``) of ``split``: each name's gold is its node.
+
+    Tuning reads ``split="dev"`` only; ``test`` (the default) is what reported results score.
+    """
+    file = heldout_file(path, split)
     if not file.is_file():
         raise BadInputError(
-            f"no {HELDOUT_FILE}: build the KG with --holdout-synonyms N to get a held-out linking set", path
+            f"no {file.name}: build the KG with --holdout-synonyms N (test) and --holdout-dev-synonyms N "
+            "(dev) to get a held-out linking set",
+            path,
         )
-    mentions: list[Mention] = []
-    with file.open("rb") as handle:
-        lines = (decode_line(raw, file, number) for number, raw in enumerate(handle, start=1))
-        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-        try:
-            header = next(reader, None)
-            if header != HELDOUT_HEADER:
-                raise BadInputError(f"expected the header {'<TAB>'.join(HELDOUT_HEADER)}", file, 1)
-            for line_no, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if len(row) != 3 or not row[0].isdecimal() or not row[2].strip():
-                    raise BadInputError("expected node_id<TAB>source_id<TAB>name", file, line_no)
-                gold = ((kg_node_key(int(row[0])),),)
-                mentions.append(
-                    Mention(row[1], 0, 0, row[2].strip(), "heldout", gold, False, "heldout", line_no)
-                )
-        except csv.Error as exc:  # a carriage return inside a line, a field over the csv size limit
-            raise BadInputError(f"not a tab-separated line: {exc}", file, reader.line_num) from exc
-    return mentions
+    return [
+        Mention(source_id, 0, 0, name, "heldout", ((kg_node_key(node),),), False, "heldout", line_no)
+        for node, source_id, name, line_no in read_heldout_rows(file)
+    ]
 
 
 def expand_abbreviations(mentions: list[Mention], documents: dict[str, str]) -> tuple[list[Mention], int]:

@@ -276,7 +276,7 @@ def _linking_section(result: dict[str, Any]) -> list[str]:
 
 def _task_section(result: dict[str, Any]) -> list[str]:
     lines = [
-        f"## Fine-tuning: {result['task']}",
+        f"## {'Frozen-encoder probe' if result.get('mode') == 'probe' else 'Fine-tuning'}: {result['task']}",
         "",
         f"Data `{result['data']}`; sizes {result['sizes']}; seeds {result['seeds']}; settings {result['settings']}.",
         f"Metric: {result['metric_description']}",
@@ -287,6 +287,12 @@ def _task_section(result: dict[str, Any]) -> list[str]:
     for key, summary in result["test"].items():
         per_seed = ", ".join(f"{v:.4f}" for v in summary["values"])
         lines.append(f"| test {key} | {summary['mean']:.4f} | {summary['std']:.4f} | {per_seed} |")
+    if "baselines" in result:
+        b = result["baselines"]
+        lines.append(f"| baseline: majority ({b['metric']}) | {b['majority']:.4f} | | |")
+        lines.append(
+            f"| baseline: best constant, {b['best_constant_is']} ({b['metric']}) | {b['best_constant']:.4f} | | |"
+        )
     lines.append("")
     return lines
 

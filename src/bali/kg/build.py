@@ -6,6 +6,7 @@ arguments into a :class:`KGConfig`.
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
 from bali.errors import BadInputError, ErrorBudget
 from bali.kg.builtin import load_builtin
 from bali.kg.config import KGConfig
-from bali.kg.graph import HELDOUT, KGPieces, dedupe_names, write_kg
+from bali.kg.graph import HELDOUT_FILES, HELDOUT_HEADER, KGPieces, dedupe_names, write_kg
 from bali.kg.obo import load_obo
 from bali.kg.tsv import load_tsv
 from bali.kg.umls import load_umls
@@ -36,14 +37,16 @@ def normalised_keys(names: pa.Array) -> pa.Array:
 
 
 def hold_out_synonyms(
-    pieces: KGPieces, count: int, seed: int
-) -> tuple[np.ndarray, pa.Array, pa.Table, dict[str, int]]:
-    """Withhold one non-preferred synonym of ``count`` concepts, chosen deterministically by ``seed``.
+    pieces: KGPieces, sizes: dict[str, int], seed: int
+) -> tuple[np.ndarray, pa.Array, pa.Table, dict[str, Any]]:
+    """Withhold one non-preferred synonym of ``sizes[split]`` concepts per split, chosen by ``seed``.
 
     A synonym qualifies when its normalised key occurs nowhere else in the graph (not as another
     name of the same concept, not as a name of any other concept), so the withheld string cannot be
-    found in the artefact's names in any spelling variant. Returns the remaining (node ids, names),
-    the held-out table and counts.
+    found in the artefact's names in any spelling variant. One seeded draw of concepts is cut into
+    the splits in the order of ``sizes`` (test first), so the splits are disjoint and the test set
+    does not change when a dev set is added. Returns the remaining (node ids, names), the held-out
+    table (with a ``split`` column) and counts.
     """
     nodes, names = dedupe_names(pieces.name_node_ids, pieces.names)
     num_nodes = pieces.concepts.num_rows
@@ -57,7 +60,12 @@ def hold_out_synonyms(
     candidate_rows = np.nonzero(candidate)[0]
     eligible = np.unique(nodes[candidate_rows])
     rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(eligible, size=min(count, eligible.size), replace=False))
+    drawn = rng.choice(eligible, size=min(sum(sizes.values()), eligible.size), replace=False)
+    split_of = np.full(num_nodes, -1, dtype=np.int8)
+    bounds = np.cumsum([0, *sizes.values()])
+    for index, (start, end) in enumerate(itertools.pairwise(bounds)):
+        split_of[drawn[start:end]] = index
+    chosen = np.sort(drawn)
     # One candidate per chosen node: a random priority per candidate row, the highest wins.
     rows_of_chosen = candidate_rows[np.isin(nodes[candidate_rows], chosen)]
     priority = rng.random(rows_of_chosen.size)
@@ -68,15 +76,33 @@ def hold_out_synonyms(
     held = ordered[first]
     keep = np.ones(len(nodes), dtype=bool)
     keep[held] = False
+    split_names = np.array(list(sizes))
     heldout = pa.table(
         {
             "node_id": pa.array(nodes[held].astype(np.int32)),
             "source_id": pieces.concepts.column("source_id").take(pa.array(nodes[held])),
             "name": names.take(pa.array(held)),
+            "split": pa.array(split_names[split_of[nodes[held]]]),
         }
     )
-    counts = {"requested": count, "eligible_concepts": int(eligible.size), "held_out": int(held.size)}
+    per_split = {name: int((split_of[nodes[held]] == i).sum()) for i, name in enumerate(sizes)}
+    counts = {"requested": dict(sizes), "eligible_concepts": int(eligible.size), "held_out": per_split}
     return nodes[keep], names.filter(pa.array(keep)), heldout, counts
+
+
+def _write_heldout(directory: Path, heldout: pa.Table) -> dict[str, str]:
+    """One TSV per split (``node_id<TAB>source_id<TAB>name``); returns split -> file name."""
+    files: dict[str, str] = {}
+    for split, filename in HELDOUT_FILES.items():
+        rows = heldout.filter(pc.equal(heldout.column("split"), split))
+        if not rows.num_rows:
+            continue
+        with (directory / filename).open("w", encoding="utf-8") as handle:
+            handle.write("\t".join(HELDOUT_HEADER) + "\n")
+            for row in rows.to_pylist():
+                handle.write(f"{row['node_id']}\t{row['source_id']}\t{row['name']}\n")
+        files[split] = filename
+    return files
 
 
 def _drop_heldout(table: pa.Table, heldout: pa.Table) -> pa.Table:
@@ -120,30 +146,33 @@ def build_kg(
     overwrite: bool = False,
     holdout_synonyms: int | None = None,
     holdout_seed: int | None = None,
+    holdout_dev_synonyms: int | None = None,
 ) -> dict[str, Any]:
     """Build the KG artefact in ``out_dir`` and return its manifest.
 
-    ``holdout_synonyms``/``holdout_seed`` override the config's values when given. The output
-    directory is written under a temporary name and renamed at the end, so a failure (bad input
-    included) never leaves a half-written artefact; an existing ``out_dir`` needs ``overwrite``.
+    ``holdout_synonyms`` (test), ``holdout_dev_synonyms`` (dev) and ``holdout_seed`` override the
+    config's values when given. The output directory is written under a temporary name and renamed
+    at the end, so a failure (bad input included) never leaves a half-written artefact; an existing
+    ``out_dir`` needs ``overwrite``.
     """
-    holdout = config.holdout_synonyms if holdout_synonyms is None else holdout_synonyms
+    sizes = {
+        "test": config.holdout_synonyms if holdout_synonyms is None else holdout_synonyms,
+        "dev": config.holdout_dev_synonyms if holdout_dev_synonyms is None else holdout_dev_synonyms,
+    }
     seed = config.holdout_seed if holdout_seed is None else holdout_seed
-    if holdout < 0:
-        raise BadInputError(f"--holdout-synonyms must be >= 0, got {holdout}")
+    for split, size in sizes.items():
+        if size < 0:
+            raise BadInputError(f"the {split} held-out size must be >= 0, got {size}")
     started = time.perf_counter()
     budget = ErrorBudget(config.max_errors)
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         pieces, inputs = _load(config, budget)
         names_nodes, names = pieces.name_node_ids, pieces.names
-        heldout_counts: dict[str, int] = {}
+        heldout_counts: dict[str, Any] = {}
         heldout: pa.Table | None = None
-        if holdout:
-            names_nodes, names, heldout, heldout_counts = hold_out_synonyms(pieces, holdout, seed)
-            with (tmp / HELDOUT).open("w", encoding="utf-8") as handle:
-                handle.write("node_id\tsource_id\tname\n")
-                for row in heldout.to_pylist():
-                    handle.write(f"{row['node_id']}\t{row['source_id']}\t{row['name']}\n")
+        if any(sizes.values()):
+            names_nodes, names, heldout, heldout_counts = hold_out_synonyms(pieces, sizes, seed)
+            heldout_counts["files"] = _write_heldout(tmp, heldout)
         counts = write_kg(
             tmp,
             concepts=pieces.concepts,
@@ -164,7 +193,7 @@ def build_kg(
         if heldout_counts:
             counts["heldout_synonyms"] = heldout_counts
         settings = config.model_dump(mode="json")
-        settings.update(holdout_synonyms=holdout, holdout_seed=seed)
+        settings.update(holdout_synonyms=sizes["test"], holdout_dev_synonyms=sizes["dev"], holdout_seed=seed)
         manifest = make_manifest(
             "kg",
             inputs,

@@ -61,7 +61,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="OBO synonym scopes used as names (default EXACT,RELATED)",
     )
     build.add_argument(
-        "--holdout-synonyms", type=int, default=0, metavar="N", help="withhold a synonym of N concepts"
+        "--holdout-synonyms",
+        type=int,
+        default=0,
+        metavar="N",
+        help="withhold a synonym of N concepts: the test split of held-out-synonym linking",
+    )
+    build.add_argument(
+        "--holdout-dev-synonyms",
+        type=int,
+        default=0,
+        metavar="N",
+        help="withhold a synonym of N other concepts: the dev split, the only one tuning may read",
     )
     build.add_argument("--holdout-seed", type=int, default=0, metavar="S")
     add_json_flag(build)
@@ -101,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> KGConfig:
                 "max_errors": args.max_errors,
                 "obo_name_scopes": args.obo_scopes,
                 "holdout_synonyms": args.holdout_synonyms,
+                "holdout_dev_synonyms": args.holdout_dev_synonyms,
                 "holdout_seed": args.holdout_seed,
             }
         )

@@ -15,8 +15,10 @@ class KGConfig(BaseModel):
     ``rel_*``/``rela_*`` (MRREL REL and RELA), ``restrict_to`` (a file of CUIs, one per line) with
     ``hops`` of MRREL neighbourhood around them. ``obo_name_scopes``: which OBO synonym scopes become
     names (every synonym is kept with its scope in ``obo_synonyms.parquet`` anyway).
-    ``holdout_synonyms``/``holdout_seed``: withhold one synonym of that many concepts for the
-    held-out-synonym linking evaluation (``heldout_synonyms.tsv``).
+    ``holdout_synonyms``/``holdout_dev_synonyms``/``holdout_seed``: withhold one synonym of that many
+    concepts for the held-out-synonym linking evaluation, in two disjoint splits: test
+    (``heldout_synonyms.tsv``, what results report) and dev (``heldout_synonyms.dev.tsv``, the only
+    one tuning may read).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -42,4 +44,5 @@ class KGConfig(BaseModel):
         default_factory=lambda: ["EXACT", "RELATED"]
     )
     holdout_synonyms: int = Field(default=0, ge=0)
+    holdout_dev_synonyms: int = Field(default=0, ge=0)
     holdout_seed: int = 0

@@ -8,6 +8,7 @@ millions of edges) is never turned into per-row Python objects.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bali.artifacts import read_manifest, write_json_atomic
-from bali.errors import BadInputError
+from bali.errors import BadInputError, decode_line
 from bali.ids import normalise_id
 from bali.kg.relation_phrases import inverse_of, phrase_for
 
@@ -34,6 +35,35 @@ GRAPH_INDICES = "graph_indices.npy"
 GRAPH_RELATIONS = "graph_relations.npy"
 RELATIONS = "relations.json"
 HELDOUT = "heldout_synonyms.tsv"
+HELDOUT_DEV = "heldout_synonyms.dev.tsv"
+# Held-out synonym files by split: test is what results report, dev is all that tuning may read.
+HELDOUT_FILES = {"test": HELDOUT, "dev": HELDOUT_DEV}
+
+HELDOUT_HEADER = ["node_id", "source_id", "name"]
+
+
+def read_heldout_rows(file: Path) -> list[tuple[int, str, str, int]]:
+    """``(node id, source id, name, line number)`` of a held-out synonyms file, validated.
+
+    The one parser of the format: the evaluation reads the rows as gold mentions and the corpus
+    stage as strings to keep out of the training text.
+    """
+    rows: list[tuple[int, str, str, int]] = []
+    with file.open("rb") as handle:
+        lines = (decode_line(raw, file, number) for number, raw in enumerate(handle, start=1))
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+        try:
+            if next(reader, None) != HELDOUT_HEADER:
+                raise BadInputError(f"expected the header {'<TAB>'.join(HELDOUT_HEADER)}", file, 1)
+            for line_no, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != 3 or not row[0].isdecimal() or not row[2].strip():
+                    raise BadInputError("expected node_id<TAB>source_id<TAB>name", file, line_no)
+                rows.append((int(row[0]), row[1], row[2].strip(), line_no))
+        except csv.Error as exc:  # a carriage return inside a line, a field over the csv size limit
+            raise BadInputError(f"not a tab-separated line: {exc}", file, reader.line_num) from exc
+    return rows
 
 
 @dataclass
@@ -440,10 +470,15 @@ class KnowledgeGraph:
         table = pq.read_table(self.directory / DEFINITIONS)
         yield from zip(table.column("node_id").to_pylist(), table.column("text").to_pylist(), strict=True)
 
-    def heldout_path(self) -> Path | None:
-        """The held-out synonyms file, when the KG was built with ``--holdout-synonyms``."""
-        path = self.directory / HELDOUT
+    def heldout_path(self, split: str = "test") -> Path | None:
+        """The held-out synonyms file of ``split`` (test or dev), when the KG was built with one."""
+        path = self.directory / HELDOUT_FILES[split]
         return path if path.exists() else None
+
+    def heldout_names(self) -> list[str]:
+        """Every held-out synonym of every split: strings that must not reach the training text."""
+        paths = (self.heldout_path(split) for split in HELDOUT_FILES)
+        return [name for path in paths if path is not None for _, _, name, _ in read_heldout_rows(path)]
 
     def summary(self) -> Mapping[str, Any]:
         """The counts recorded in the manifest."""

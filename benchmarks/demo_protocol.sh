@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The demo's measurement protocol (issue 13; numbers in benchmarks/demo.md, downstream.md, linking.md).
+#
+#   benchmarks/demo_protocol.sh dev  WORK [SEED...]   # build kg/corpus/data, train the preset and one
+#                                                     # variant per option, score them on DEV only
+#   benchmarks/demo_protocol.sh test WORK [SEED...]   # after freezing the preset in configs/demo.yaml:
+#                                                     # train it per seed, score TEST once, BC5CDR, probe
+#
+# WORK holds everything (about 1 GB). Shared data (BC5CDR, MEDIC, BLURB) is read from $DATA
+# (default ../shared/data). On the 2-core box one training is ~8 min and one full test evaluation
+# ~4 min per model when the machine is otherwise idle.
+set -euo pipefail
+
+phase=${1:?dev or test}
+work=${2:?work directory}
+shift 2
+seeds=("$@")
+[ ${#seeds[@]} -gt 0 ] || seeds=(29 7 11)
+data=${DATA:-../shared/data}
+python=${PYTHON:-.venv/bin/python}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+stages() {  # the demo's kg, corpus and data stages, without its training and its test evaluation
+  "$python" - "$work/demo" <<'EOF'
+import sys
+from bali.config import load_config
+from bali.pipeline import stages
+from bali.pipeline.run import Pipeline
+
+pipeline = Pipeline(load_config("configs/demo.yaml", [f"out_dir={sys.argv[1]}"]))
+for name in ("kg", "corpus", "data"):
+    manifest = getattr(stages, f"run_{name}")(pipeline, True)
+    print(name, {k: manifest["counts"].get(k) for k in ("heldout_synonyms", "sentences_dropped")})
+EOF
+}
+
+train() {  # train NAME [--set KEY=VALUE ...]; skips a run that already has its export
+  local name=$1
+  shift
+  [ -d "$work/exp/$name/final" ] && return 0
+  "$python" -m bali train --config configs/demo.yaml --data "$work/demo/data" --out "$work/exp/$name" \
+    --overwrite "$@"
+}
+
+[ -d "$work/demo/data" ] || stages
+case "$phase" in
+  dev)
+    train seed29 --set train.seed=29  # the preset with the demo's seed: reused by the test phase
+    train no_neighbour_negatives --set model.neighbour_negatives=false
+    train no_centering --set model.center_embeddings=false
+    train no_unigram --set model.mlm_bias_init=zeros
+    "$python" benchmarks/demo_ablation.py --kg "$work/demo/kg" --corpus "$work/demo/corpus" \
+      "$work"/exp/{seed29,no_neighbour_negatives,no_centering,no_unigram}/final
+    ;;
+  test)
+    models=()
+    for seed in "${seeds[@]}"; do
+      train "seed$seed" --set "train.seed=$seed"
+      models+=(--model "$work/exp/seed$seed/final")
+    done
+    "$python" -m bali eval linking --model builtin "${models[@]}" --kg "$work/demo/kg" --format heldout \
+      --split test --out "$work/test" --overwrite
+    "$python" -m bali eval linking --model builtin --model "$work/exp/seed${seeds[0]}/final" \
+      --dictionary "$data/medic/medic_06Jul2012.txt" --mentions "$data/bc5cdr/CDR_TestSet.PubTator.txt" \
+      --format pubtator --entity-type Disease --out "$work/bc5cdr" --overwrite
+    "$python" benchmarks/downstream.py --data "$data" --out "$work/probe" --cache "$work/probe-cache" \
+      builtin "$work/exp/seed${seeds[0]}/final"
+    ;;
+  *)
+    echo "unknown phase '$phase' (dev or test)" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,61 @@
+"""Pair two `bali eval linking` runs mention by mention (won, lost, exact McNemar p).
+
+`bali eval linking --model A --model B` pairs B with A itself; this script does the same for two
+runs made separately (e.g. the base model evaluated while the other model was still training), from
+their ``predictions/*.jsonl`` files, which list the mentions in the same order with ``hit@1``:
+
+    .venv/bin/python benchmarks/pair_predictions.py BASE_RUN/predictions/X.jsonl OTHER_RUN/predictions/Y.jsonl \
+        [--corpus runs/demo/corpus]
+
+With ``--corpus`` (held-out-synonym runs) it also splits Acc@1 by whether the linked corpus
+mentions the query's concept, as `bali demo` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bali.evaluate.linking import mcnemar_exact_p, won_lost
+
+
+def read_predictions(path: Path) -> list[dict]:
+    """One dict per mention, in evaluation order."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("reference", type=Path, help="predictions .jsonl of the reference (base) model")
+    parser.add_argument("other", type=Path, help="predictions .jsonl of the compared model")
+    parser.add_argument("--corpus", help="linked corpus directory: split rows by concept coverage")
+    args = parser.parse_args()
+    reference, other = read_predictions(args.reference), read_predictions(args.other)
+    keys = [(p["doc_id"], p["start"], p["mention"], p["gold"]) for p in reference]
+    if keys != [(p["doc_id"], p["start"], p["mention"], p["gold"]) for p in other]:
+        raise SystemExit("the two runs scored different mentions (or in a different order)")
+    base = np.array([p["hit@1"] for p in reference])
+    hit = np.array([p["hit@1"] for p in other])
+    subsets = {"all": np.ones(len(base), dtype=bool)}
+    if args.corpus:
+        from bali.corpus.artifact import LinkedCorpus
+        from bali.evaluate.dictionary import kg_node_key
+
+        seen = {kg_node_key(int(n)) for n in LinkedCorpus(args.corpus).mentioned_nodes()}
+        covered = np.array([p["gold"] in seen for p in reference])
+        subsets.update({"concept in corpus": covered, "concept not in corpus": ~covered})
+    for name, rows in subsets.items():
+        won, lost = won_lost(hit[rows], base[rows])
+        print(
+            f"{name:<22} n {int(rows.sum()):>5}  Acc@1 {100 * base[rows].mean():.1f} -> {100 * hit[rows].mean():.1f}"
+            f"  won {won} lost {lost}  McNemar p {mcnemar_exact_p(won, lost):.3g}"
+        )
+
+
+if __name__ == "__main__":
+    main()

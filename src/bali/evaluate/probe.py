@@ -1,0 +1,213 @@
+"""Frozen-encoder probe of a downstream task (SentEval style): embed once, fit a linear model.
+
+Fine-tuning a sentence encoder on BLURB takes hours per task on a CPU, and at budgets that fit it
+learns nothing (every BioASQ answer "yes"). The probe asks a narrower question that a CPU can
+answer: how much of the task is linearly readable from the frozen embeddings. Each text is
+mean-pooled once (cached on disk by model and texts), pairs become ``[u, v, |u - v|, u * v]``, and
+a logistic regression (one-vs-rest for multi-label) or ridge regression is fitted on train, with its
+regularisation chosen on dev. lbfgs and ridge are deterministic: one run per model, no seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bali.artifacts import atomic_output_dir, write_json_atomic
+from bali.errors import BadInputError
+from bali.evaluate.finetune import subsample
+from bali.evaluate.tasks import get_task
+from bali.evaluate.tasks.base import Example, TaskSpec, baselines
+
+REGULARISATION = (1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0)  # C of the logistic regression; ridge alpha = 1 / C
+
+
+def model_fingerprint(model: str) -> str:
+    """What identifies the weights: the resolved path and its files' sizes and modification times."""
+    from bali.lm import resolve_model
+
+    resolved = Path(resolve_model(model))
+    if not resolved.is_dir():
+        return str(resolved)
+    files = sorted(p for p in resolved.rglob("*") if p.is_file())
+    return str(resolved) + "".join(f"|{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+
+
+def embed(
+    model: str,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int,
+    device: str,
+    cache_dir: str | Path | None,
+) -> np.ndarray:
+    """Mean-pooled, L2-normalised embeddings of ``texts``; read from / written to ``cache_dir``."""
+    from bali.evaluate.encode import encode_texts
+    from bali.lm import load_encoder, load_tokenizer
+
+    digest = hashlib.sha256(f"{model_fingerprint(model)}|{max_length}".encode())
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    cached = Path(cache_dir) / f"{digest.hexdigest()[:32]}.npy" if cache_dir is not None else None
+    if cached is not None and cached.is_file():
+        return np.load(cached)
+    vectors = encode_texts(
+        load_encoder(model),
+        load_tokenizer(model),
+        texts,
+        batch_size=batch_size,
+        max_length=max_length,
+        device=device,
+        desc=f"embedding {len(texts)} texts",
+    )["mean"]
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".tmp.npy")
+        np.save(partial, vectors)
+        partial.replace(cached)
+    return vectors
+
+
+def features(first: np.ndarray, second: np.ndarray | None) -> np.ndarray:
+    """A text's embedding, or SentEval's pair features ``[u, v, |u - v|, u * v]``."""
+    if second is None:
+        return first
+    return np.concatenate([first, second, np.abs(first - second), first * second], axis=1)
+
+
+def _targets(spec: TaskSpec, examples: Sequence[Example]) -> np.ndarray:
+    if spec.kind == "multi_label":
+        rows = np.zeros((len(examples), len(spec.labels)), dtype=int)
+        for i, example in enumerate(examples):
+            rows[i, list(example.label)] = 1
+        return rows
+    if spec.kind == "regression":
+        return np.array([float(e.label) for e in examples])
+    return np.array([int(e.label) for e in examples])
+
+
+def _estimator(spec: TaskSpec, c: float) -> Any:
+    """A standardised linear model for the task's kind (lbfgs / closed-form ridge: no randomness)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if spec.kind == "regression":
+        head: Any = Ridge(alpha=1.0 / c)
+    elif spec.kind == "multi_label":
+        head = OneVsRestClassifier(LogisticRegression(C=c, max_iter=2000))
+    else:
+        head = LogisticRegression(C=c, max_iter=2000)
+    return make_pipeline(StandardScaler(), head)
+
+
+def fit_and_score(
+    spec: TaskSpec, x: dict[str, np.ndarray], splits: dict[str, list[Example]]
+) -> dict[str, Any]:
+    """Fit one model per regularisation value on train, keep the best on dev, score it on test."""
+    y_train = _targets(spec, splits["train"])
+    tried = []
+    best: tuple[float, float, Any] | None = None
+    for c in REGULARISATION:
+        estimator = _estimator(spec, c).fit(x["train"], y_train)
+        dev_score = spec.metric(estimator.predict(x["dev"]), splits["dev"])[spec.main_metric]
+        tried.append({"c": c, "dev": float(dev_score)})
+        if best is None or dev_score > best[0]:
+            best = (float(dev_score), c, estimator)
+    assert best is not None
+    test = spec.metric(best[2].predict(x["test"]), splits["test"])
+    return {"c": best[1], "dev": best[0], "test": {k: float(v) for k, v in test.items()}, "tried": tried}
+
+
+def _split_features(
+    model: str, spec: TaskSpec, splits: dict[str, list[Example]], has_pairs: bool, settings: dict[str, Any]
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Features per split, and for regression pairs the zero-shot cosine's test score."""
+    texts = [e.text for split in splits.values() for e in split]
+    pairs = [e.text_pair or "" for split in splits.values() for e in split]
+    first = embed(model, texts, **settings)
+    second = embed(model, pairs, **settings) if has_pairs else None
+    x, extra, begin = {}, {}, 0
+    for name, examples in splits.items():
+        end = begin + len(examples)
+        x[name] = features(first[begin:end], None if second is None else second[begin:end])
+        if name == "test" and second is not None and spec.kind == "regression":
+            cosine = np.sum(first[begin:end] * second[begin:end], axis=1)
+            extra["zero_shot_cosine_" + spec.main_metric] = spec.metric(cosine, examples)[spec.main_metric]
+        begin = end
+    return x, extra
+
+
+def probe_task(
+    model: str,
+    task: str,
+    data_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    subsample_train: int | None = None,
+    subsample_eval: int | None = None,
+    max_length: int = 256,
+    batch_size: int = 64,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Probe ``model`` on ``task``; the result has the shape of :func:`finetune_task`'s (one run)."""
+    spec = get_task(task)
+    if spec.kind == "multiple_choice":
+        raise BadInputError(f"--mode probe has no multiple-choice head ('{spec.name}'); use --mode finetune")
+    started = time.perf_counter()
+    data = spec.reader(Path(data_dir))
+    splits = {
+        "train": subsample(data.train, subsample_train),
+        "dev": subsample(data.dev, subsample_eval),
+        "test": subsample(data.test, subsample_eval),
+    }
+    for split, examples in splits.items():
+        if not examples:
+            raise BadInputError(f"the '{split}' split has no examples", data_dir)
+    encoding = {"max_length": max_length, "batch_size": batch_size, "device": device, "cache_dir": cache_dir}
+    has_pairs = any(e.text_pair is not None for split in splits.values() for e in split)
+    x, extra = _split_features(model, spec, splits, has_pairs, encoding)
+    run = fit_and_score(spec, x, splits)
+    run["test"].update(extra)
+    result: dict[str, Any] = {
+        "task": spec.name,
+        "mode": "probe",
+        "model": str(model),
+        "data": str(data_dir),
+        "files": data.source,
+        "sizes": {"used": {k: len(v) for k, v in splits.items()}, "available": data.sizes()},
+        "seeds": [],
+        "settings": {
+            "max_length": max_length,
+            "pooling": "mean",
+            "features": "[u, v, |u - v|, u * v]" if has_pairs else "u",
+            "regularisation_grid": list(REGULARISATION),
+            "chosen_c": run["c"],
+        },
+        "metric_description": spec.metric_description
+        + f"; frozen {model} (mean pooling), linear probe chosen on dev; main metric '{spec.main_metric}'",
+        "main_metric": spec.main_metric,
+        "test": {
+            k: {"mean": v, "std": 0.0, "values": [v]} for k, v in run["test"].items() if k != "documents"
+        },
+        "baselines": baselines(spec, splits["train"], splits["test"]),
+        "dev_best": {"mean": run["dev"], "values": [run["dev"]]},
+        "runs": [run],
+        "seconds": time.perf_counter() - started,
+    }
+    if out_dir is not None:
+        from bali.evaluate.report import write_report
+
+        with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+            write_json_atomic(tmp / "results.json", result)
+            write_report(tmp, task_results=[result], title=f"BALI frozen-encoder probe: {spec.name}")
+    return result

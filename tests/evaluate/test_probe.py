@@ -1,0 +1,85 @@
+"""`bali eval task --mode probe`: frozen embeddings + a linear model, baselines beside every score."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bali.errors import BadInputError
+from bali.evaluate import probe
+from bali.evaluate.probe import probe_task
+from bali.evaluate.tasks import get_task
+from bali.evaluate.tasks.base import Example, baselines
+
+
+def test_probe_learns_what_a_constant_cannot_and_is_deterministic(
+    task_dirs: dict[str, Path], tiny_bert_dir: str, tmp_path: Path
+) -> None:
+    # GAD fixture: the label is "causes" (1) vs "is unrelated to" (0); train = dev = test.
+    kwargs = dict(max_length=32, cache_dir=tmp_path / "cache")
+    first = probe_task(tiny_bert_dir, "gad", task_dirs["gad"], tmp_path / "out", **kwargs)
+    b = first["baselines"]
+    assert b["majority"] == 0.0 and b["best_constant"] == pytest.approx(2 / 3)  # always "1": P 0.5, R 1
+    assert first["test"]["f1"]["values"] == [1.0] and first["mode"] == "probe" and first["seeds"] == []
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert (
+        "Frozen-encoder probe: gad" in report and "baseline: best constant, always 1 (f1) | 0.6667" in report
+    )
+    second = probe_task(tiny_bert_dir, "gad", task_dirs["gad"], **kwargs)
+    assert second["runs"][0] == first["runs"][0]
+
+
+def test_probe_reuses_cached_embeddings(
+    task_dirs: dict[str, Path], tiny_bert_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    first = probe_task(tiny_bert_dir, "biosses", task_dirs["biosses"], max_length=32, cache_dir=cache)
+    assert len(list(cache.glob("*.npy"))) == 2  # first sentences, second sentences
+
+    def no_encoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cache should have answered")
+
+    monkeypatch.setattr("bali.evaluate.encode.encode_texts", no_encoding)
+    again = probe_task(tiny_bert_dir, "biosses", task_dirs["biosses"], max_length=32, cache_dir=cache)
+    assert again["test"] == first["test"] and "zero_shot_cosine_pearson" in first["test"]
+    assert first["settings"]["features"] == "[u, v, |u - v|, u * v]"
+
+
+def test_pair_features_and_multiple_choice_refused(task_dirs: dict[str, Path], tiny_bert_dir: str) -> None:
+    u, v = np.array([[1.0, 2.0]]), np.array([[3.0, -1.0]])
+    assert probe.features(u, v).tolist() == [[1.0, 2.0, 3.0, -1.0, 2.0, 3.0, 3.0, -2.0]]
+    assert probe.features(u, None) is u
+    with pytest.raises(BadInputError, match="multiple-choice"):
+        probe_task(tiny_bert_dir, "medqa", task_dirs["medqa"])
+
+
+def test_baselines_of_each_kind() -> None:
+    single = [Example(str(i), "t", label=label) for i, label in enumerate([0, 1, 1, 2])]
+    result = baselines(get_task("pubmedqa"), single, single)  # labels yes / no / maybe, accuracy
+    assert (
+        result["majority"] == 0.5
+        and result["best_constant"] == 0.5
+        and result["best_constant_is"] == "always no"
+    )
+    hoc = [Example(f"{i}_s0", "t", label=labels) for i, labels in enumerate([[1], [1, 2], [], [1]])]
+    result = baselines(get_task("hoc"), hoc, hoc)
+    assert result["majority"] == pytest.approx((1 + 2 / 3 + 0 + 1) / 4)  # predicts {1}
+    regression = [Example(str(i), "a", "b", float(i)) for i in range(4)]
+    assert baselines(get_task("biosses"), regression, regression)["majority"] == 0.0
+
+
+def test_cli_probe(
+    task_dirs: dict[str, Path], tiny_bert_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bali.cli import main
+
+    args = ["eval", "task", "--mode", "probe", "--model", tiny_bert_dir, "--task", "bioasq"]
+    code = main(
+        [*args, "--data", str(task_dirs["bioasq"]), "--max-length", "24", "--out", str(tmp_path / "b")]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "(probe, deterministic); majority 0.5000, best constant 0.5000" in out
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["baselines"]["metric"] == "accuracy"
