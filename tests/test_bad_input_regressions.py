@@ -18,8 +18,8 @@ from bali.corpus.config import CorpusConfig
 from bali.corpus.link import link_corpus
 from bali.corpus.readers import InputBudget, read_documents
 from bali.errors import BadInputError
-from bali.evaluate.dictionary import load_dictionary_file
-from bali.evaluate.mentions import read_biosyn, read_heldout, read_pubtator
+from bali.evaluate.dictionary import load_dictionary_file, load_dictionary_tsv
+from bali.evaluate.mentions import read_biosyn, read_heldout, read_pubtator, read_tsv_mentions
 from bali.kg.build import build_kg
 from bali.kg.config import KGConfig
 
@@ -145,6 +145,8 @@ def test_a_live_stage_keeps_its_temporary_dir(tmp_path: Path) -> None:
         ("test.pubtator", read_pubtator),
         ("doc.concept", read_biosyn),
         ("heldout_synonyms.tsv", read_heldout),
+        ("candidates.tsv", load_dictionary_tsv),
+        ("mentions.tsv", read_tsv_mentions),
     ],
 )
 def test_evaluation_readers_reject_invalid_utf8_with_its_line(
@@ -169,8 +171,18 @@ def test_evaluation_readers_reject_invalid_utf8_with_its_line(
         ("heldout_synonyms.tsv", "node_id\tsource_id\tname\n\u00b2\tX\tY\n", read_heldout),
         ("heldout_synonyms.tsv", "node_id\tsource_id\tname\n0\tX\rZ\tY\n", read_heldout),
         ("heldout_synonyms.tsv", "node_id\tsource_id\tname\n0\tX\t" + "Y" * 200_000 + "\n", read_heldout),
+        ("mentions.tsv", "C1\tache\nC2\tX\rZ\n", read_tsv_mentions),
+        ("candidates.tsv", "C1\tache\nC2\t" + "Y" * 200_000 + "\n", load_dictionary_tsv),
     ],
-    ids=["pubtator-superscript", "biosyn-superscript", "heldout-superscript", "heldout-cr", "heldout-huge"],
+    ids=[
+        "pubtator-superscript",
+        "biosyn-superscript",
+        "heldout-superscript",
+        "heldout-cr",
+        "heldout-huge",
+        "tsv-mentions-cr",
+        "tsv-dictionary-huge",
+    ],
 )
 def test_evaluation_readers_reject_odd_digits_and_tsv_lines(
     tmp_path: Path, name: str, text: str, read: Callable[[Path], object]

@@ -103,5 +103,5 @@ def test_eval_linking_cli_scores_umls_gold_against_a_kg(tiny_bert_dir: str, tmp_
     out = tmp_path / "el"
     args = ["eval", "linking", "--model", tiny_bert_dir, "--dictionary", str(kg), "--mentions", str(path)]
     assert main([*args, "--format", "pubtator", "--out", str(out), "--json"]) == 0
-    mentions = json.loads((out / "results.json").read_text())["mentions"]
+    mentions = json.loads((out / "results.json").read_text())["mention_sets"][0]
     assert mentions["scored"] == 3 and mentions["unmapped_gold_ids"] == 0

@@ -28,6 +28,7 @@ WHOLE_FILE_PROBLEMS = (
     "no documents were read",
     "no PubTator documents",
     "no .concept mention file",
+    "no mention lines",
     "nested too deeply",
     "no concepts left",
     "would be empty",

@@ -1,13 +1,13 @@
-"""Fuzzing the evaluation readers: MEDIC/BioSyn dictionaries and the PubTator, BioSyn ``.concept`` and
-held-out-synonym mention files (readers only: they write nothing)."""
+"""Fuzzing the evaluation readers: MEDIC/BioSyn and TSV dictionaries and the PubTator, BioSyn
+``.concept``, held-out-synonym and TSV mention files (readers only: they write nothing)."""
 
 from __future__ import annotations
 
 from fuzz_helpers import check_outcome, fuzz_settings, fuzzed_bytes, workspace
 from hypothesis import given
 
-from bali.evaluate.dictionary import load_dictionary_file
-from bali.evaluate.mentions import read_biosyn, read_heldout, read_pubtator
+from bali.evaluate.dictionary import load_dictionary_file, load_dictionary_tsv
+from bali.evaluate.mentions import read_biosyn, read_heldout, read_pubtator, read_tsv_mentions
 
 DICTIONARY = b"D001241|C000001||Aspirin|ASA|acetylsalicylic acid\nMESH:D006261||Headache\nC||Diseases\n"
 PUBTATOR = (
@@ -20,6 +20,9 @@ PUBTATOR = (
 )
 CONCEPT = b"1||0|7||Chemical||Aspirin||D001241\n1||12|20||Disease||headache||D006261|OMIM:157300+D001241\n"
 HELDOUT = b"node_id\tsource_id\tname\n0\tMESH:D001241\tASA\n1\tMESH:D006261\tcephalgia\n"
+TSV = (
+    b'C0018681\tHeadache\n"C0004057"\t"became ""flat"""\nSNOMED:25064002||cephalgia\nC0018681|D006261\tache\n'
+)
 EXAMPLES = 100
 
 
@@ -52,3 +55,15 @@ def test_fuzz_mentions_biosyn(data: bytes) -> None:
 @given(fuzzed_bytes(HELDOUT, (b"\t", b"node_id\tsource_id\tname\n")))
 def test_fuzz_mentions_heldout(data: bytes) -> None:
     _fuzz_reader("heldout_synonyms.tsv", data, read_heldout)
+
+
+@fuzz_settings(EXAMPLES)
+@given(fuzzed_bytes(TSV, (b"\t", b"||", b'"', b"|", b"+")))
+def test_fuzz_dictionary_tsv(data: bytes) -> None:
+    _fuzz_reader("candidates.tsv", data, load_dictionary_tsv)
+
+
+@fuzz_settings(EXAMPLES)
+@given(fuzzed_bytes(TSV, (b"\t", b"||", b'"', b"|", b"+")))
+def test_fuzz_mentions_tsv(data: bytes) -> None:
+    _fuzz_reader("mentions.tsv", data, read_tsv_mentions)

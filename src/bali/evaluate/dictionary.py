@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from bali.errors import BadInputError, decode_line
+from bali.evaluate.id_lines import read_id_lines
 from bali.ids import is_recognised, normalise_id
 
 KG_NODE_PREFIX = "KG"
@@ -166,8 +167,6 @@ def load_kg_dictionary(kg_dir: str | Path) -> Dictionary:
 
 def load_dictionary_tsv(path: str | Path) -> Dictionary:
     """Read ``ID<TAB>name`` (or ``ID||name``) lines, CSV quoting allowed; a repeated id adds a name."""
-    from bali.evaluate.mentions import split_id_line
-
     path = Path(path)
     if not path.is_file():
         raise BadInputError("dictionary file not found", path)
@@ -175,17 +174,12 @@ def load_dictionary_tsv(path: str | Path) -> Dictionary:
     concept_ids: list[list[str]] = []
     names: list[str] = []
     name_concepts: list[int] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            id_field, name = split_id_line(line, path, line_no, "name")
-            concept = concept_of.setdefault(id_field, len(concept_of))
-            if concept == len(concept_ids):
-                concept_ids.append([normalise_id(i) for i in id_field.split("|") if i.strip()])
-            names.append(name)
-            name_concepts.append(concept)
+    for _, id_field, name in read_id_lines(path, "name"):
+        concept = concept_of.setdefault(id_field, len(concept_of))
+        if concept == len(concept_ids):
+            concept_ids.append([normalise_id(i) for i in id_field.split("|") if i.strip()])
+        names.append(name)
+        name_concepts.append(concept)
     return build_dictionary(str(path), concept_ids, names, name_concepts)
 
 

@@ -16,7 +16,6 @@ composite parts with normalised ids, so the scorer never sees source-specific sp
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 from bali.corpus.abbreviations import find_abbreviations
 from bali.errors import BadInputError, decode_line
 from bali.evaluate.dictionary import Dictionary, kg_node_key
+from bali.evaluate.id_lines import read_id_lines
 from bali.ids import is_recognised, split_gold_ids
 from bali.kg.graph import HELDOUT_FILES, read_heldout_rows
 
@@ -151,41 +151,15 @@ def read_biosyn(path: str | Path, entity_types: Sequence[str] | None = None) -> 
     return mentions
 
 
-def split_id_line(line: str, path: Path, line_no: int, what: str) -> tuple[str, str]:
-    """``ID<TAB>text`` or ``ID||text`` with CSV quoting (doubled quotes inside) into (id, text)."""
-    try:
-        if "\t" in line:
-            fields = next(csv.reader([line], delimiter="\t", quotechar='"', strict=True))
-        else:
-            fields = [_unquote(f) for f in line.split("||")]
-    except csv.Error as exc:
-        raise BadInputError(f"bad CSV quoting ({exc})", path, line_no) from exc
-    if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-        raise BadInputError(f"expected 'ID<TAB>{what}' or 'ID||{what}' (two non-empty fields)", path, line_no)
-    return fields[0].strip(), fields[1].strip()
-
-
-def _unquote(field: str) -> str:
-    """A CSV-quoted field without its quotes and with doubled quotes undone; others as they are."""
-    if len(field) >= 2 and field[0] == field[-1] == '"':
-        return field[1:-1].replace('""', '"')
-    return field
-
-
 def read_tsv_mentions(path: str | Path) -> list[Mention]:
     """``ID<TAB>mention`` / ``ID||mention`` lines; the line number stands in for a document offset."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError("mention file not found", path)
     mentions: list[Mention] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            id_field, text = split_id_line(line, path, line_no, "mention")
-            gold, composite = _parse_gold(id_field, path, line_no, need_prefix=False)
-            mentions.append(Mention(path.name, line_no, line_no, text, "", gold, composite, "gold", line_no))
+    for line_no, id_field, text in read_id_lines(path, "mention"):
+        gold, composite = _parse_gold(id_field, path, line_no, need_prefix=False)
+        mentions.append(Mention(path.name, line_no, line_no, text, "", gold, composite, "gold", line_no))
     if not mentions:
         raise BadInputError("no mention lines found", path)
     return mentions
