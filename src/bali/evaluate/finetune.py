@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
 from bali.evaluate.tasks import get_task
 from bali.evaluate.tasks.base import Example, TaskSpec, baselines
@@ -282,9 +281,7 @@ def finetune_task(
         "seconds": time.perf_counter() - started,
     }
     if out_dir is not None:
-        from bali.evaluate.report import write_report
+        from bali.evaluate.report import write_task_outputs
 
-        with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
-            write_json_atomic(tmp / "results.json", result)
-            write_report(tmp, task_results=[result], title=f"BALI fine-tuning: {spec.name}")
+        write_task_outputs(out_dir, result, f"BALI fine-tuning: {spec.name}", overwrite)
     return result

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
 from bali.evaluate.finetune import subsample
 from bali.evaluate.tasks import get_task
@@ -205,9 +204,7 @@ def probe_task(
         "seconds": time.perf_counter() - started,
     }
     if out_dir is not None:
-        from bali.evaluate.report import write_report
+        from bali.evaluate.report import write_task_outputs
 
-        with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
-            write_json_atomic(tmp / "results.json", result)
-            write_report(tmp, task_results=[result], title=f"BALI frozen-encoder probe: {spec.name}")
+        write_task_outputs(out_dir, result, f"BALI frozen-encoder probe: {spec.name}", overwrite)
     return result

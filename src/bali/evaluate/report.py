@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
 from bali.jsonlines import read_json_objects
 from bali.model.config import LOSS_KEYS
@@ -350,3 +351,10 @@ def write_report(
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def write_task_outputs(out_dir: str | Path, result: dict[str, Any], title: str, overwrite: bool) -> None:
+    """One task's ``results.json`` and ``report.md``, written together into ``out_dir`` atomically."""
+    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+        write_json_atomic(tmp / "results.json", result)
+        write_report(tmp, task_results=[result], title=title)
