@@ -511,3 +511,20 @@ def test_cli_several_mention_sets_with_their_formats(
         "biosyn",
     ]
     assert main(bad) == 2  # three formats for two mention sets
+
+
+def test_cli_and_config_offer_exactly_the_formats_the_readers_accept() -> None:
+    """The CLI spells the format lists out (importing the readers would slow every `bali` start)."""
+    import typing
+
+    from bali.cli import build_parser
+    from bali.evaluate.config import EvalConfig
+    from bali.evaluate.dictionary import DICTIONARY_FORMATS
+    from bali.evaluate.linking import FORMATS
+
+    eval_parser = build_parser()._subparsers._group_actions[0].choices["eval"]  # type: ignore[union-attr]
+    linking = eval_parser._subparsers._group_actions[0].choices["linking"]  # type: ignore[union-attr]
+    choices = {a.dest: tuple(a.choices) for a in linking._actions if a.choices}
+    assert choices["format"] == FORMATS
+    assert choices["dictionary_format"] == DICTIONARY_FORMATS
+    assert typing.get_args(EvalConfig.model_fields["linking_format"].annotation) == FORMATS
