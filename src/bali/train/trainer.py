@@ -385,6 +385,9 @@ def _prepare(
             {"params": model.other_parameters(), "lr": tcfg.lr_other},
         ],
         weight_decay=tcfg.weight_decay,
+        # One kernel over all tensors instead of a Python loop per tensor: on 2 CPU cores the
+        # per-tensor AdamW took 0.28 s of each ~3 s demo step, fused 0.04 s (benchmarks/demo.md).
+        fused=True,
     )
     collator = data.make_collator(data.train)
     loader = _loader(data.train, per_device, collator, tcfg, EpochSampler(len(data.train), tcfg.seed))
