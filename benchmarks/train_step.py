@@ -25,6 +25,8 @@ from bali.data.batch import BaliBatch
 from bali.lm import load_tokenizer
 from bali.model.bali import BaliModel
 from bali.model.config import ModelConfig
+from bali.train.config import TrainConfig
+from bali.train.trainer import build_optimizer
 
 
 class SyntheticWorld:
@@ -149,13 +151,7 @@ def main() -> None:
     batches = [batch.to(device) for batch in batches]
     model = BaliModel(ModelConfig(name=args.model, graph_encoder=args.graph_encoder)).to(device)
     model.train()
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": model.lm_parameters(), "lr": 2e-5},
-            {"params": model.other_parameters(), "lr": 1e-4},
-        ],
-        weight_decay=0.01,
-    )
+    optimizer = build_optimizer(model, TrainConfig())  # the trainer's optimizer, default settings
 
     def autocast() -> torch.autocast:
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
