@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from bali.evaluate.cache import dictionary_embeddings
-from bali.evaluate.encode import encode_texts, pad_batch, resolve_device, tokenize_sorted
+from bali.evaluate.encode import encode_texts, encoding_order, pad_batch, resolve_device, tokenize
 from bali.lm import load_encoder, load_tokenizer
 
 
@@ -95,7 +95,8 @@ def main() -> None:
 
     names = read_names(args.names, args.limit, seed=0)
     tokenizer, model = load_tokenizer(args.model), load_encoder(args.model).eval()
-    ids, order = tokenize_sorted(tokenizer, names, args.max_length)
+    tokens = tokenize(tokenizer, names, args.max_length)
+    ids, order = [tokens.row(r) for r in range(len(tokens))], encoding_order(tokens)
     pad = tokenizer.pad_token_id
     sorted_batches = [
         pad_batch([ids[i] for i in order[b : b + args.batch_size]], pad)

@@ -56,7 +56,7 @@ def test_cache_is_reused_and_equals_in_memory_encoding(
     )
     for p in ("mean", "cls"):
         assert np.array_equal(_in_name_order(first.vectors[p]), expected[p])  # same batches, same bits
-    monkeypatch.setattr(cache, "encode_batches", lambda *a, **k: pytest.fail("a reused entry was re-encoded"))
+    monkeypatch.setattr(cache, "encode_blocks", lambda *a, **k: pytest.fail("a reused entry was re-encoded"))
     second = _embed(tiny_bert_dir, tmp_path)
     assert second.status == "reused"
     assert np.array_equal(_in_name_order(second.vectors["mean"]), expected["mean"])
@@ -180,3 +180,35 @@ def test_device_auto_falls_back_to_cpu_and_cuda_is_checked(monkeypatch: pytest.M
 def test_device_auto_uses_cuda_in_half_precision() -> None:  # pragma: no cover - CPU-only CI
     device = resolve_device("auto")
     assert device.name == "cuda" and device.precision in ("bfloat16", "float16")
+
+
+def test_names_with_identical_token_ids_are_encoded_once(
+    tiny_bert_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MiniLM tokenizer is uncased: case variants are one id sequence, one forward row, one vector."""
+    from bali.evaluate import encode
+    from bali.lm import load_encoder, load_tokenizer
+
+    names = ["Heart attack", "renal failure", "HEART ATTACK", "heart attack", "Renal Failure", "gout"]
+    encoder, tokenizer = load_encoder(tiny_bert_dir), load_tokenizer(tiny_bert_dir)
+    seen: list[list[int]] = []
+    real = encode.encode_batches
+
+    def counting(model, ids, *args):  # type: ignore[no-untyped-def]
+        seen.extend(ids)
+        return real(model, ids, *args)
+
+    monkeypatch.setattr(encode, "encode_batches", counting)
+    vectors = encode_texts(encoder, tokenizer, names, ["mean"], 2)["mean"]
+    assert len(seen) == 3 and len({tuple(x) for x in seen}) == 3
+    assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[0], vectors[3])
+    assert np.array_equal(vectors[1], vectors[4]) and not np.array_equal(vectors[0], vectors[5])
+    seen.clear()
+    cached = dictionary_embeddings(
+        encoder, tokenizer, names, ["mean"], tmp_path, batch_size=2, device=resolve_device("cpu")
+    )
+    assert len(seen) == 3
+    out = np.zeros_like(vectors)
+    for block, rows in cached.vectors["mean"].blocks(4):
+        out[rows] = block
+    assert np.array_equal(out, vectors)  # same batches as the in-memory path, same bits

@@ -34,37 +34,32 @@ def _same_weights(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
 
 
+def _cli_train(data: Path, model: str, out: Path, eval_every: int) -> None:
+    """8 steps of 5 sentences through the CLI, a checkpoint every 4, validation every ``eval_every``."""
+    settings = ["model.gnn_layers=2", "train.batch_size=5", "train.max_steps=8", "train.save_every=4"]
+    settings += [f"train.eval_every={eval_every}", "train.log_every=1", "train.mixed_precision=no"]
+    args = ["train", "--data", str(data), "--model", model, "--out", str(out)]
+    assert main(args + [arg for s in settings for arg in ("--set", s)]) == 0
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory, tiny_dataset_dir: Path, tiny_bert_dir: str) -> Path:
     """8 steps of 5 sentences (fewer than 8 batches per epoch: the run crosses an epoch), via the CLI."""
     out = tmp_path_factory.mktemp("runs") / "full"
-    code = main(
-        [
-            "train",
-            "--data",
-            str(tiny_dataset_dir),
-            "--model",
-            tiny_bert_dir,
-            "--out",
-            str(out),
-            "--set",
-            "model.gnn_layers=2",
-            "--set",
-            "train.batch_size=5",
-            "--set",
-            "train.max_steps=8",
-            "--set",
-            "train.save_every=4",
-            "--set",
-            "train.eval_every=4",
-            "--set",
-            "train.log_every=1",
-            "--set",
-            "train.mixed_precision=no",
-        ]
-    )
-    assert code == 0
+    _cli_train(tiny_dataset_dir, tiny_bert_dir, out, eval_every=4)
     return out
+
+
+def test_validation_does_not_change_training(
+    full_run: Path, tmp_path: Path, tiny_dataset_dir: Path, tiny_bert_dir: str
+) -> None:
+    """Validating only at the end (the demo preset) trains the same weights as validating at step 4:
+    the validation loader has its own generator and leaves the training RNG streams alone."""
+    _cli_train(tiny_dataset_dir, tiny_bert_dir, tmp_path / "once", eval_every=1000)
+    records = [json.loads(line) for line in (tmp_path / "once" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "validation"] == [8]
+    first, once = _weights(full_run / "final"), _weights(tmp_path / "once" / "final")
+    assert first.keys() == once.keys() and all(torch.equal(first[k], once[k]) for k in first)
 
 
 def _full_run_config(tiny_train_config: Callable[..., BaliConfig]) -> BaliConfig:

@@ -6,7 +6,7 @@ the maximum length. One cache entry holds exactly that: a directory named by tho
 storage dtype) with
 
 - ``meta.json``: the key, the shape, the storage dtype and the block size;
-- ``order.npy``: the length-sorted encoding order (row r of the vectors is name ``order[r]``);
+- ``order.npy``: the encoding order, longest first (row r of the vectors is name ``order[r]``);
 - ``vectors.npy``: ``[names, dim]`` float16 or float32 in that order (a regular .npy, so
   ``np.load(..., mmap_mode="r")`` opens it), written block by block with ``pwrite`` and ``fsync``;
 - ``progress.json``: one CRC32 per finished block, rewritten atomically after each block, and
@@ -37,7 +37,14 @@ import torch
 from tqdm.auto import tqdm
 
 from bali.artifacts import write_json_atomic
-from bali.evaluate.encode import Device, check_poolings, encode_batches, length_order, token_lengths
+from bali.evaluate.encode import (
+    BATCHES_PER_BLOCK,
+    Device,
+    check_poolings,
+    encode_blocks,
+    encoding_order,
+    tokenize,
+)
 from bali.evaluate.search import VectorBlocks
 
 log = logging.getLogger(__name__)
@@ -247,13 +254,14 @@ def dictionary_embeddings(
     batch_size: int = 256,
     device: Device,
     dtype: str = "float32",
-    batches_per_block: int = 64,
+    batches_per_block: int = BATCHES_PER_BLOCK,
     desc: str = "names",
 ) -> CachedEmbeddings:
     """Vectors of every dictionary string per pooling, from the cache or encoded into it.
 
-    Blocks are ``batches_per_block`` batches of the length-sorted names, so the batches (and hence
-    the vectors) are those of an uninterrupted in-memory encoding with the same batch size.
+    Blocks are ``batches_per_block`` batches of the length-sorted names, texts with identical token
+    ids encoded once per block; with the default, the batches (and hence the vectors) are those of an
+    uninterrupted in-memory encoding (:func:`bali.evaluate.encode.encode_texts`) with the same batch size.
     """
     check_poolings(poolings)
     if dtype not in CACHE_DTYPES:
@@ -299,7 +307,8 @@ def _encode_into(
     desc: str,
 ) -> None:
     """Encode blocks ``first_block``.. of the length-sorted strings into every entry."""
-    order = length_order(token_lengths(tokenizer, strings, max_length))
+    tokens = tokenize(tokenizer, strings, max_length)
+    order = encoding_order(tokens)
     for entry in entries.values():
         entry.start(order, first_block)
     crcs = {p: json.loads((e.dir / PROGRESS).read_text())["blocks"][:first_block] for p, e in entries.items()}
@@ -308,15 +317,12 @@ def _encode_into(
     encoder.to(device.name)
     block_rows = next(iter(entries.values())).block_rows
     blocks = range(first_block, next(iter(entries.values())).num_blocks)
+    encoded = encode_blocks(
+        encoder, tokens, order, pad_id, list(entries), batch_size, device, blocks, block_rows
+    )
     with torch.inference_mode():
-        for block in tqdm(blocks, desc=desc, unit="block", disable=None, leave=False):
-            rows = order[block * block_rows : (block + 1) * block_rows]
-            ids = tokenizer(
-                [strings[i] for i in rows], add_special_tokens=True, truncation=True, max_length=max_length
-            )["input_ids"]
-            out = {p: np.empty((len(rows), e.dim), dtype=np.float32) for p, e in entries.items()}
-            for begin, vectors in encode_batches(encoder, ids, pad_id, list(entries), batch_size, device):
-                for p in entries:
-                    out[p][begin : begin + len(vectors[p])] = vectors[p]
+        for block, vectors in tqdm(
+            encoded, desc=desc, unit="block", total=len(blocks), disable=None, leave=False
+        ):
             for p, entry in entries.items():
-                entry.write_block(block, out[p], crcs[p])
+                entry.write_block(block, vectors[p], crcs[p])

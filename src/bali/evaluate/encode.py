@@ -1,14 +1,18 @@
 """Embedding short texts (dictionary names, mentions) with a frozen encoder.
 
-Throughput matters: a UMLS-sized dictionary has millions of names. Texts are tokenised once, sorted by
-length so each batch pads to almost nothing, run under ``torch.inference_mode``, and every requested
-pooling is read off the same forward pass (mean and CLS cost one encoding, not two). On CUDA the
-forward pass runs under bf16 (fp16 where bf16 is unsupported) autocast; pooled vectors are float32.
+Throughput matters: a UMLS-sized dictionary has millions of names. Texts are tokenised once and
+sorted by length, so each batch pads to almost nothing; texts with identical token ids (case variants
+for an uncased tokenizer) are encoded once; batches run under ``torch.inference_mode``; and every
+requested pooling is read off the same forward pass (mean and CLS cost one encoding, not two). On
+CUDA the forward pass runs under bf16 (fp16 where bf16 is unsupported) autocast; pooled vectors are
+float32.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 POOLINGS = ("mean", "cls")
+BATCHES_PER_BLOCK = 64  # batches per block of the length-sorted texts (a cache block, a dedup window)
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,31 @@ def resolve_device(device: str) -> Device:
     return Device(name, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
 
 
-def token_lengths(tokenizer: Any, texts: Sequence[str], max_length: int, chunk: int = 65536) -> np.ndarray:
-    """Token counts (with special tokens, truncated), tokenising ``chunk`` texts at a time (bounded memory)."""
+@dataclass(frozen=True)
+class Tokenized:
+    """Token ids of many texts back to back (int32) with their offsets: about 4 bytes a token, not a
+    Python list per text, so a UMLS dictionary (10M names) is tokenised once and kept."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def key(self, row: int) -> bytes:
+        """The ids of one text as bytes: equal keys, equal encodings."""
+        return self.ids[self.offsets[row] : self.offsets[row + 1]].tobytes()
+
+    def row(self, row: int) -> list[int]:
+        return self.ids[self.offsets[row] : self.offsets[row + 1]].tolist()
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int, chunk: int = 65536) -> Tokenized:
+    """Ids of every text (with special tokens, truncated), ``chunk`` texts per tokenizer call."""
+    parts: list[np.ndarray] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
     for begin in range(0, len(texts), chunk):
         ids = tokenizer(
@@ -61,22 +89,48 @@ def token_lengths(tokenizer: Any, texts: Sequence[str], max_length: int, chunk: 
             max_length=max_length,
         )["input_ids"]
         lengths[begin : begin + len(ids)] = [len(x) for x in ids]
-    return lengths
+        parts.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Tokenized(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32), offsets)
 
 
-def length_order(lengths: np.ndarray) -> np.ndarray:
-    """Longest first (an out-of-memory shows up at once); stable, so equal lengths keep input order."""
-    return np.argsort(-lengths, kind="stable")
+def encoding_order(tokens: Tokenized) -> np.ndarray:
+    """Longest first (an out-of-memory shows up at once), texts with identical ids next to each other
+    (so a block encodes them once), then input order. Deterministic: a resumed cache checks it."""
+    checksums = np.fromiter((zlib.crc32(tokens.key(r)) for r in range(len(tokens))), np.int64, len(tokens))
+    return np.lexsort((np.arange(len(tokens)), checksums, -tokens.lengths()))
 
 
-def tokenize_sorted(
-    tokenizer: Any, texts: Sequence[str], max_length: int
-) -> tuple[list[list[int]], np.ndarray]:
-    """Token ids of each text (with special tokens, truncated) and the longest-first order."""
-    ids: list[list[int]] = tokenizer(
-        list(texts), add_special_tokens=True, truncation=True, max_length=max_length
-    )["input_ids"]
-    return ids, length_order(np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids)))
+def encode_blocks(
+    model: Any,
+    tokens: Tokenized,
+    order: np.ndarray,
+    pad_id: int,
+    poolings: Sequence[str],
+    batch_size: int,
+    device: Device,
+    blocks: Iterable[int],
+    block_rows: int,
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Vectors of the rows ``order[block * block_rows:][:block_rows]`` for each block, per pooling.
+
+    Rows whose ids are identical (names that differ only in case for an uncased tokenizer, say) are
+    encoded once per block and copied. ``model`` must be in eval mode on ``device``, under
+    ``inference_mode``.
+    """
+    dim = int(model.config.hidden_size)
+    for block in blocks:
+        rows = order[block * block_rows : (block + 1) * block_rows]
+        slot: dict[bytes, int] = {}  # token ids -> index among the block's unique texts
+        inverse = np.array([slot.setdefault(tokens.key(r), len(slot)) for r in rows], dtype=np.int64)
+        unique = rows[np.unique(inverse, return_index=True)[1]]  # first row of each slot, slot order
+        out = {p: np.empty((len(unique), dim), dtype=np.float32) for p in poolings}
+        ids = [tokens.row(r) for r in unique]
+        for begin, vectors in encode_batches(model, ids, pad_id, poolings, batch_size, device):
+            for p in poolings:
+                out[p][begin : begin + len(vectors[p])] = vectors[p]
+        yield block, {p: v[inverse] for p, v in out.items()}
 
 
 def pad_batch(ids: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,16 +208,23 @@ def encode_texts(
     out = {p: np.zeros((len(texts), hidden_size), dtype=np.float32) for p in poolings}
     if not texts:
         return out
-    ids, order = tokenize_sorted(tokenizer, texts, max_length)
+    tokens = tokenize(tokenizer, texts, max_length)
+    order = encoding_order(tokens)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     model.eval()
     model.to(device.name)
-    sorted_ids = [ids[i] for i in order]
-    batches = encode_batches(model, sorted_ids, pad_id, poolings, batch_size, device)
-    total = -(-len(order) // batch_size)
+    block_rows = batch_size * BATCHES_PER_BLOCK
+    blocks = range(-(-len(order) // block_rows))
     with torch.inference_mode():
-        for begin, vectors in tqdm(batches, desc=desc, unit="batch", total=total, disable=None, leave=False):
-            rows = order[begin : begin + batch_size]
+        for block, vectors in tqdm(
+            encode_blocks(model, tokens, order, pad_id, poolings, batch_size, device, blocks, block_rows),
+            desc=desc,
+            unit="block",
+            total=len(blocks),
+            disable=None,
+            leave=False,
+        ):
+            rows = order[block * block_rows : (block + 1) * block_rows]
             for p in poolings:
                 out[p][rows] = vectors[p]
     return out
