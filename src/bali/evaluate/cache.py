@@ -15,8 +15,9 @@ storage dtype) with
 A killed encoder leaves finished blocks and their checksums: the next call checks them and goes on
 from the first missing block. Anything that does not check out (missing files, wrong sizes, a
 checksum mismatch, a different key) is deleted and rebuilt, never used. Reads and writes go through
-plain file I/O, not a memory map, so the process's resident memory stays at one block however large
-the dictionary.
+plain file I/O, not a memory map, so the vectors in memory are one block however large the
+dictionary; while encoding, the token ids of every name are held too (int32, about 0.5 GB for 10M
+UMLS names), so each name is tokenised once.
 """
 
 from __future__ import annotations
