@@ -3,6 +3,7 @@
 #
 #   benchmarks/demo_protocol.sh dev  WORK [SEED...]   # build kg/corpus/data, train the preset and one
 #                                                     # variant per option, score them on DEV only
+#                                                     # (linking proxy; ChemProt / HoC probe dev F1)
 #   benchmarks/demo_protocol.sh test WORK [SEED...]   # after freezing the preset in configs/demo.yaml:
 #                                                     # train it per seed, score TEST once, BC5CDR, probe
 #
@@ -49,8 +50,17 @@ case "$phase" in
     train no_neighbour_negatives --set model.neighbour_negatives=false
     train no_centering --set model.center_embeddings=false
     train no_unigram --set model.mlm_bias_init=zeros
+    train alignment1.0 --set model.alignment_weight=1.0
+    train alignment0.1 --set model.alignment_weight=0.1
+    variants=()
+    for name in seed29 no_neighbour_negatives no_centering no_unigram alignment1.0 alignment0.1; do
+      variants+=("$work/exp/$name/final")
+    done
     "$python" benchmarks/demo_ablation.py --kg "$work/demo/kg" --corpus "$work/demo/corpus" \
-      "$work"/exp/{seed29,no_neighbour_negatives,no_centering,no_unigram}/final
+      "${variants[@]}"
+    # Downstream on dev too (the probe chose C on dev; --split dev prints no test number)
+    "$python" benchmarks/downstream.py --data "$data" --out "$work/probe-dev" --cache "$work/probe-cache" \
+      --tasks chemprot hoc --split dev builtin "${variants[@]}"
     ;;
   test)
     models=()
