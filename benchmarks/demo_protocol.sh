@@ -55,7 +55,7 @@ case "$phase" in
     train alignment1.0 --set model.alignment_weight=1.0
     train alignment0.1 --set model.alignment_weight=0.1
     "$python" benchmarks/demo_ablation.py --kg "$work/demo/kg" --corpus "$work/demo/corpus" "${trained[@]}"
-    # Downstream on dev too (the probe chose C on dev; --split dev prints no test number)
+    # Downstream on dev too (--split dev: the probe fits on train, scores dev, never embeds test)
     "$python" benchmarks/downstream.py --data "$data" --out "$work/probe-dev" --cache "$work/probe-cache" \
       --tasks chemprot hoc --split dev builtin "${trained[@]}"
     ;;

@@ -83,3 +83,44 @@ def test_cli_probe(
     out = capsys.readouterr().out
     assert code == 0 and "(probe, deterministic); majority 0.5000, best constant 0.5000" in out
     assert json.loads((tmp_path / "b" / "results.json").read_text())["baselines"]["metric"] == "accuracy"
+
+
+def test_dev_probe_never_embeds_test_and_its_embeddings_serve_the_test_run(
+    task_dirs: dict[str, Path], tiny_bert_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bali.evaluate import encode
+
+    data = task_dirs["gad"]
+    test_rows = (data / "test.tsv").read_text().splitlines()
+    (data / "test.tsv").write_text(
+        "\n".join([test_rows[0], *(row.replace("variant", "TESTONLY") for row in test_rows[1:])]) + "\n"
+    )
+    encoded: list[str] = []
+    real_encode = encode.encode_texts
+
+    def recording_encode(encoder: object, tokenizer: object, texts: list[str], **kwargs: object) -> object:
+        encoded.extend(texts)
+        return real_encode(encoder, tokenizer, texts, **kwargs)
+
+    monkeypatch.setattr(encode, "encode_texts", recording_encode)
+    kwargs = dict(max_length=32, cache_dir=tmp_path / "cache")
+    dev = probe_task(tiny_bert_dir, "gad", data, tmp_path / "dev", split="dev", **kwargs)
+    assert encoded and not any("TESTONLY" in text for text in encoded)
+    assert "test" not in dev and "test" not in dev["sizes"]["used"] and dev["split"] == "dev"
+    assert dev["dev"]["f1"]["values"] == [dev["dev_best"]["mean"]]
+    assert "| dev f1 |" in (tmp_path / "dev" / "report.md").read_text()
+
+    encoded.clear()
+    test = probe_task(tiny_bert_dir, "gad", data, split="test", **kwargs)
+    assert encoded and all("TESTONLY" in text for text in encoded)  # train and dev from the cache
+    assert test["runs"][0]["dev"] == dev["runs"][0]["dev"] and test["split"] == "test"
+    with pytest.raises(BadInputError, match="expected 'dev' or 'test'"):
+        probe_task(tiny_bert_dir, "gad", data, split="train")
+
+
+def test_cli_refuses_a_dev_split_for_finetuning(task_dirs: dict[str, Path], tmp_path: Path) -> None:
+    from bali.cli import main
+
+    args = ["eval", "task", "--model", "builtin", "--task", "gad", "--data", str(task_dirs["gad"])]
+    assert main([*args, "--split", "dev", "--out", str(tmp_path / "o")]) != 0
+    assert not (tmp_path / "o").exists()

@@ -103,6 +103,7 @@ def _task(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             args.task,
             args.data,
             args.out,
+            split=args.split,
             subsample_train=args.subsample,
             subsample_eval=args.eval_subsample,
             max_length=args.max_length or 256,
@@ -112,6 +113,8 @@ def _task(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             overwrite=args.overwrite,
         )
         return _task_summary(result, args.out), result
+    if args.split != "test":
+        raise BadInputError("--split dev needs --mode probe (fine-tuning reports test over seeds)")
     result = finetune_task(
         args.model,
         args.task,
@@ -133,10 +136,11 @@ def _task(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def _task_summary(result: dict[str, Any], out: str) -> str:
     """The score with its spread and, beside it, what an input-blind predictor scores."""
-    main, b = result["test"][result["main_metric"]], result["baselines"]
+    split = result["split"]
+    main, b = result[split][result["main_metric"]], result["baselines"]
     runs = f"over {len(result['seeds'])} seeds" if result["seeds"] else "(probe, deterministic)"
     return (
-        f"{result['task']}: test {result['main_metric']} {main['mean']:.4f} ± {main['std']:.4f} {runs}; "
+        f"{result['task']}: {split} {result['main_metric']} {main['mean']:.4f} ± {main['std']:.4f} {runs}; "
         f"majority {b['majority']:.4f}, best constant {b['best_constant']:.4f} ({b['best_constant_is']}) -> {out}"
     )
 
@@ -248,6 +252,12 @@ def register(subparsers: Any) -> None:
         help="finetune: the BLURB recipe over seeds; probe: frozen embeddings + a linear model (deterministic)",
     )
     p.add_argument("--embedding-cache", metavar="DIR", help="probe: reuse embeddings stored here")
+    p.add_argument(
+        "--split",
+        choices=("test", "dev"),
+        default="test",
+        help="probe: the split scored, test (reported) or dev (choosing settings: test is never embedded)",
+    )
     p.add_argument("--task", required=True, help="hoc, gad, chemprot, ddi, biosses, bioasq, pubmedqa, medqa")
     p.add_argument("--data", required=True, help="directory with the task's splits")
     p.add_argument("--seeds", type=int, default=3, help="runs with seeds SEED, SEED+1, ...")

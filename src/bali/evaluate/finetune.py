@@ -268,6 +268,7 @@ def finetune_task(
         "model": str(model),
         "data": str(data_dir),
         "files": data.source,
+        "split": "test",
         "sizes": {"used": {"train": len(train), "dev": len(dev), "test": len(test)}, "available": full_sizes},
         "seeds": [initial_seed + i for i in range(seeds)],
         "settings": settings,

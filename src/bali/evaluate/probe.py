@@ -21,7 +21,7 @@ import numpy as np
 from bali.errors import BadInputError
 from bali.evaluate.finetune import subsample
 from bali.evaluate.tasks import get_task
-from bali.evaluate.tasks.base import Example, TaskSpec, baselines
+from bali.evaluate.tasks.base import Example, TaskData, TaskSpec, baselines
 
 REGULARISATION = (1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0)  # C of the logistic regression; ridge alpha = 1 / C
 
@@ -110,7 +110,8 @@ def _estimator(spec: TaskSpec, c: float) -> Any:
 def fit_and_score(
     spec: TaskSpec, x: dict[str, np.ndarray], splits: dict[str, list[Example]]
 ) -> dict[str, Any]:
-    """Fit one model per regularisation value on train, keep the best on dev, score it on test."""
+    """Fit one model per regularisation value on train, keep the best on dev, score it on dev and,
+    when ``splits`` has one, on test (a dev-only probe never embeds test)."""
     y_train = _targets(spec, splits["train"])
     tried = []
     best: tuple[float, float, Any] | None = None
@@ -121,27 +122,53 @@ def fit_and_score(
         if best is None or dev_score > best[0]:
             best = (float(dev_score), c, estimator)
     assert best is not None
-    test = spec.metric(best[2].predict(x["test"]), splits["test"])
-    return {"c": best[1], "dev": best[0], "test": {k: float(v) for k, v in test.items()}, "tried": tried}
+    run: dict[str, Any] = {"c": best[1], "tried": tried}
+    for split in ("dev", "test"):
+        if split in splits:
+            scores = spec.metric(best[2].predict(x[split]), splits[split])
+            run[split] = {k: float(v) for k, v in scores.items()}
+    return run
 
 
 def _split_features(
-    model: str, spec: TaskSpec, splits: dict[str, list[Example]], has_pairs: bool, settings: dict[str, Any]
+    model: str,
+    spec: TaskSpec,
+    splits: dict[str, list[Example]],
+    has_pairs: bool,
+    scored: str,
+    settings: dict[str, Any],
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Features per split, and for regression pairs the zero-shot cosine's test score."""
-    texts = [e.text for split in splits.values() for e in split]
-    pairs = [e.text_pair or "" for split in splits.values() for e in split]
-    first = embed(model, texts, **settings)
-    second = embed(model, pairs, **settings) if has_pairs else None
-    x, extra, begin = {}, {}, 0
+    """Features per split, and for regression pairs the zero-shot cosine's score on ``scored``.
+
+    Each split is embedded (and cached) on its own, so a dev-only probe's train and dev embeddings
+    serve the test run that follows it.
+    """
+    x, extra = {}, {}
     for name, examples in splits.items():
-        end = begin + len(examples)
-        x[name] = features(first[begin:end], None if second is None else second[begin:end])
-        if name == "test" and second is not None and spec.kind == "regression":
-            cosine = np.sum(first[begin:end] * second[begin:end], axis=1)
+        first = embed(model, [e.text for e in examples], **settings)
+        second = embed(model, [e.text_pair or "" for e in examples], **settings) if has_pairs else None
+        x[name] = features(first, second)
+        if name == scored and second is not None and spec.kind == "regression":
+            cosine = np.sum(first * second, axis=1)
             extra["zero_shot_cosine_" + spec.main_metric] = spec.metric(cosine, examples)[spec.main_metric]
-        begin = end
     return x, extra
+
+
+def _read_splits(
+    spec: TaskSpec, data_dir: Path, split: str, train_cap: int | None, eval_cap: int | None
+) -> tuple[TaskData, dict[str, list[Example]]]:
+    """The task's data and the capped splits the probe uses: train, dev and, unless ``split`` is dev,
+    test (a dev-only probe drops test as soon as it is parsed)."""
+    if split not in ("dev", "test"):
+        raise BadInputError(f"unknown split '{split}': expected 'dev' or 'test'")
+    data = spec.reader(data_dir)
+    splits = {"train": subsample(data.train, train_cap), "dev": subsample(data.dev, eval_cap)}
+    if split == "test":
+        splits["test"] = subsample(data.test, eval_cap)
+    for name, examples in splits.items():
+        if not examples:
+            raise BadInputError(f"the '{name}' split has no examples", data_dir)
+    return data, splits
 
 
 def probe_task(
@@ -150,6 +177,7 @@ def probe_task(
     data_dir: str | Path,
     out_dir: str | Path | None = None,
     *,
+    split: str = "test",
     subsample_train: int | None = None,
     subsample_eval: int | None = None,
     max_length: int = 256,
@@ -158,31 +186,28 @@ def probe_task(
     cache_dir: str | Path | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Probe ``model`` on ``task``; the result has the shape of :func:`finetune_task`'s (one run)."""
+    """Probe ``model`` on ``task``; the result has the shape of :func:`finetune_task`'s (one run).
+
+    ``split`` is the one reported: ``test``, or ``dev`` when choosing settings, in which case the
+    test examples are dropped as soon as they are parsed, never embedded, fitted or scored.
+    """
     spec = get_task(task)
     if spec.kind == "multiple_choice":
         raise BadInputError(f"--mode probe has no multiple-choice head ('{spec.name}'); use --mode finetune")
     started = time.perf_counter()
-    data = spec.reader(Path(data_dir))
-    splits = {
-        "train": subsample(data.train, subsample_train),
-        "dev": subsample(data.dev, subsample_eval),
-        "test": subsample(data.test, subsample_eval),
-    }
-    for split, examples in splits.items():
-        if not examples:
-            raise BadInputError(f"the '{split}' split has no examples", data_dir)
+    data, splits = _read_splits(spec, Path(data_dir), split, subsample_train, subsample_eval)
     encoding = {"max_length": max_length, "batch_size": batch_size, "device": device, "cache_dir": cache_dir}
-    has_pairs = any(e.text_pair is not None for split in splits.values() for e in split)
-    x, extra = _split_features(model, spec, splits, has_pairs, encoding)
+    has_pairs = any(e.text_pair is not None for examples in splits.values() for e in examples)
+    x, extra = _split_features(model, spec, splits, has_pairs, split, encoding)
     run = fit_and_score(spec, x, splits)
-    run["test"].update(extra)
+    run[split].update(extra)
     result: dict[str, Any] = {
         "task": spec.name,
         "mode": "probe",
         "model": str(model),
         "data": str(data_dir),
         "files": data.source,
+        "split": split,
         "sizes": {"used": {k: len(v) for k, v in splits.items()}, "available": data.sizes()},
         "seeds": [],
         "settings": {
@@ -195,11 +220,9 @@ def probe_task(
         "metric_description": spec.metric_description
         + f"; frozen {model} (mean pooling), linear probe chosen on dev; main metric '{spec.main_metric}'",
         "main_metric": spec.main_metric,
-        "test": {
-            k: {"mean": v, "std": 0.0, "values": [v]} for k, v in run["test"].items() if k != "documents"
-        },
-        "baselines": baselines(spec, splits["train"], splits["test"]),
-        "dev_best": {"mean": run["dev"], "values": [run["dev"]]},
+        split: {k: {"mean": v, "std": 0.0, "values": [v]} for k, v in run[split].items() if k != "documents"},
+        "baselines": baselines(spec, splits["train"], splits[split]),
+        "dev_best": {"mean": run["dev"][spec.main_metric], "values": [run["dev"][spec.main_metric]]},
         "runs": [run],
         "seconds": time.perf_counter() - started,
     }

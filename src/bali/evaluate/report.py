@@ -285,9 +285,10 @@ def _task_section(result: dict[str, Any]) -> list[str]:
         "| metric | mean | std | per seed |",
         "|---|---|---|---|",
     ]
-    for key, summary in result["test"].items():
+    split = result.get("split", "test")  # results written before dev-only probes existed are test
+    for key, summary in result[split].items():
         per_seed = ", ".join(f"{v:.4f}" for v in summary["values"])
-        lines.append(f"| test {key} | {summary['mean']:.4f} | {summary['std']:.4f} | {per_seed} |")
+        lines.append(f"| {split} {key} | {summary['mean']:.4f} | {summary['std']:.4f} | {per_seed} |")
     if "baselines" in result:
         b = result["baselines"]
         lines.append(f"| baseline: majority ({b['metric']}) | {b['majority']:.4f} | | |")

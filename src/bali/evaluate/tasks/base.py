@@ -224,16 +224,17 @@ def _constant_candidates(spec: TaskSpec, train: Sequence[Example]) -> tuple[Any,
     return int(np.argmax(counts)), [(f"always {label}", k) for k, label in enumerate(spec.labels)]
 
 
-def baselines(spec: TaskSpec, train: Sequence[Example], test: Sequence[Example]) -> dict[str, Any]:
-    """Test score of the majority prediction (from train) and of the best constant prediction.
+def baselines(spec: TaskSpec, train: Sequence[Example], evaluated: Sequence[Example]) -> dict[str, Any]:
+    """Score on ``evaluated`` (the reported split) of the majority prediction (from train) and of the
+    best constant prediction.
 
     A model that does not beat both has learnt nothing usable: "yes" for every BioASQ question or
-    "related" for every GAD sentence already scores 0.67 / 0.70. The best constant is chosen on test,
-    so it is an upper bound for any input-blind predictor, not a fair competitor.
+    "related" for every GAD sentence already scores 0.67 / 0.70. The best constant is chosen on the
+    evaluated split, so it is an upper bound for any input-blind predictor, not a fair competitor.
     """
 
     def score(value: Any) -> float:
-        return float(spec.metric(np.array([value] * len(test)), test)[spec.main_metric])
+        return float(spec.metric(np.array([value] * len(evaluated)), evaluated)[spec.main_metric])
 
     majority, constants = _constant_candidates(spec, train)
     scored = [(name, score(value)) for name, value in constants]
