@@ -155,38 +155,13 @@ def build_kg(
     at the end, so a failure (bad input included) never leaves a half-written artefact; an existing
     ``out_dir`` needs ``overwrite``.
     """
-    sizes = {
-        "test": config.holdout_synonyms if holdout_synonyms is None else holdout_synonyms,
-        "dev": config.holdout_dev_synonyms if holdout_dev_synonyms is None else holdout_dev_synonyms,
-    }
+    sizes = _holdout_sizes(config, holdout_synonyms, holdout_dev_synonyms)
     seed = config.holdout_seed if holdout_seed is None else holdout_seed
-    for split, size in sizes.items():
-        if size < 0:
-            raise BadInputError(f"the {split} held-out size must be >= 0, got {size}")
     started = time.perf_counter()
     budget = ErrorBudget(config.max_errors)
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         pieces, inputs = _load(config, budget)
-        names_nodes, names = pieces.name_node_ids, pieces.names
-        heldout_counts: dict[str, Any] = {}
-        heldout: pa.Table | None = None
-        if any(sizes.values()):
-            names_nodes, names, heldout, heldout_counts = hold_out_synonyms(pieces, sizes, seed)
-            heldout_counts["files"] = _write_heldout(tmp, heldout)
-        counts = write_kg(
-            tmp,
-            concepts=pieces.concepts,
-            name_node_ids=names_nodes,
-            names=names,
-            edges=pieces.edges,
-            relations=pieces.relations,
-            xrefs=pieces.xrefs,
-            definitions=pieces.definitions,
-            keep_self_loops=config.keep_self_loops,
-            xrefs_normalised=pieces.xrefs_normalised,
-        )
-        for filename, table in pieces.extra_tables.items():
-            pq.write_table(table if heldout is None else _drop_heldout(table, heldout), tmp / filename)
+        counts, heldout_counts = _write_pieces(tmp, pieces, sizes, seed, config.keep_self_loops)
         counts["sources"] = _source_counts(pieces.concepts)
         counts["skipped_lines"] = dict(budget.counts)
         counts["source_details"] = dict(pieces.counts)
@@ -204,3 +179,43 @@ def build_kg(
         )
         write_json_atomic(tmp / "manifest.json", manifest)
     return manifest
+
+
+def _holdout_sizes(config: KGConfig, test: int | None, dev: int | None) -> dict[str, int]:
+    """Held-out synonyms per split (test first): the arguments when given, else the config's."""
+    sizes = {
+        "test": config.holdout_synonyms if test is None else test,
+        "dev": config.holdout_dev_synonyms if dev is None else dev,
+    }
+    for split, size in sizes.items():
+        if size < 0:
+            raise BadInputError(f"the {split} held-out size must be >= 0, got {size}")
+    return sizes
+
+
+def _write_pieces(
+    tmp: Path, pieces: KGPieces, sizes: dict[str, int], seed: int, keep_self_loops: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Hold out synonyms (when any are asked for), then write the artefact files and the source's
+    extra tables, less the held-out names; returns :func:`write_kg`'s counts and the held-out counts."""
+    names_nodes, names = pieces.name_node_ids, pieces.names
+    heldout_counts: dict[str, Any] = {}
+    heldout: pa.Table | None = None
+    if any(sizes.values()):
+        names_nodes, names, heldout, heldout_counts = hold_out_synonyms(pieces, sizes, seed)
+        heldout_counts["files"] = _write_heldout(tmp, heldout)
+    counts = write_kg(
+        tmp,
+        concepts=pieces.concepts,
+        name_node_ids=names_nodes,
+        names=names,
+        edges=pieces.edges,
+        relations=pieces.relations,
+        xrefs=pieces.xrefs,
+        definitions=pieces.definitions,
+        keep_self_loops=keep_self_loops,
+        xrefs_normalised=pieces.xrefs_normalised,
+    )
+    for filename, table in pieces.extra_tables.items():
+        pq.write_table(table if heldout is None else _drop_heldout(table, heldout), tmp / filename)
+    return counts, heldout_counts

@@ -23,7 +23,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``kg build`` and ``kg info``."""
     kg = subparsers.add_parser("kg", help="build or inspect a knowledge-graph artefact")
     kg_sub = kg.add_subparsers(dest="kg_command", metavar="SUBCOMMAND", required=True)
+    _add_build(kg_sub)
+    info = kg_sub.add_parser("info", help="print the counts of a KG artefact")
+    info.add_argument("directory", metavar="DIR")
+    add_json_flag(info)
+    info.set_defaults(handler=_info)
 
+
+def _add_build(kg_sub: argparse._SubParsersAction) -> None:
+    """``kg build``: one source, the output, then the UMLS filters and the graph and held-out options."""
     build = kg_sub.add_parser(
         "build",
         help="build a KG from UMLS, OBO files, a TSV pair or the embedded default",
@@ -39,6 +47,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", required=True, metavar="DIR", help="output artefact directory")
     build.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     build.add_argument("--max-errors", type=int, default=0, metavar="N", help="tolerate N malformed lines")
+    _add_umls_filters(build)
+    build.add_argument("--drop-self-loops", action="store_true", help="drop edges from a node to itself")
+    build.add_argument(
+        "--obo-scopes",
+        type=_csv,
+        default=["EXACT", "RELATED"],
+        metavar="SCOPES",
+        help="OBO synonym scopes used as names (default EXACT,RELATED)",
+    )
+    _add_holdout_options(build)
+    add_json_flag(build)
+    build.set_defaults(handler=_build)
+
+
+def _add_umls_filters(build: argparse.ArgumentParser) -> None:
+    """The UMLS filters, an argument group of their own in ``kg build --help``."""
     umls = build.add_argument_group("UMLS filters (comma-separated lists)")
     umls.add_argument("--lang", type=_csv, default=["ENG"], metavar="LATS", help="languages (default ENG)")
     umls.add_argument("--sab-include", type=_csv, default=[], metavar="SABS")
@@ -52,14 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     umls.add_argument("--rela-exclude", type=_csv, default=[], metavar="RELAS")
     umls.add_argument("--restrict-to", metavar="FILE", help="file of CUIs: keep them and their neighbourhood")
     umls.add_argument("--hops", type=int, default=1, metavar="K", help="neighbourhood size for --restrict-to")
-    build.add_argument("--drop-self-loops", action="store_true", help="drop edges from a node to itself")
-    build.add_argument(
-        "--obo-scopes",
-        type=_csv,
-        default=["EXACT", "RELATED"],
-        metavar="SCOPES",
-        help="OBO synonym scopes used as names (default EXACT,RELATED)",
-    )
+
+
+def _add_holdout_options(build: argparse.ArgumentParser) -> None:
+    """The held-out synonym splits (test and dev) and their seed."""
     build.add_argument(
         "--holdout-synonyms",
         type=int,
@@ -75,13 +95,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="withhold a synonym of N other concepts: the dev split, the only one tuning may read",
     )
     build.add_argument("--holdout-seed", type=int, default=0, metavar="S")
-    add_json_flag(build)
-    build.set_defaults(handler=_build)
-
-    info = kg_sub.add_parser("info", help="print the counts of a KG artefact")
-    info.add_argument("directory", metavar="DIR")
-    add_json_flag(info)
-    info.set_defaults(handler=_info)
 
 
 def config_from_args(args: argparse.Namespace) -> KGConfig:

@@ -175,53 +175,15 @@ def write_kg(
     num_nodes = concepts.num_rows
     if num_nodes == 0:
         raise BadInputError("the knowledge graph is empty after filtering: no concepts left")
-    for column in ("semantic_types", "sources"):
-        if column not in concepts.column_names:
-            concepts = concepts.append_column(
-                column, pa.array([[] for _ in range(num_nodes)], pa.list_(pa.string()))
-            )
-    concepts = concepts.select(["source_id", "preferred_name", "semantic_types", "sources"])
+    concepts = _with_list_columns(concepts)
     pq.write_table(concepts, out / CONCEPTS)
-
-    node_of_name, kept_names = dedupe_names(name_node_ids, names)
-    # Names and xref keys are nearly unique: dictionary encoding would only cost time.
-    pq.write_table(pa.table({"name": kept_names}), out / NAMES, use_dictionary=False)
-    names_indptr = np.zeros(num_nodes + 1, dtype=np.int64)
-    np.cumsum(np.bincount(node_of_name, minlength=num_nodes), out=names_indptr[1:])
-    np.save(out / NAMES_INDPTR, names_indptr)
-
-    own_keys = concepts.column("source_id").combine_chunks()
-    own = pa.table(
-        {
-            "key": own_keys if xrefs_normalised else _normalised(own_keys),
-            "node_id": pa.array(np.arange(num_nodes, dtype=np.int32)),
-            "preferred": pa.array(np.ones(num_nodes, dtype=bool)),
-        }
-    )
-    if xrefs is not None and xrefs.num_rows:
-        keys = xrefs.column("key").combine_chunks().cast(pa.string())
-        if not xrefs_normalised:
-            keys = _normalised(keys)
-        xrefs = pa.table(
-            {
-                "key": keys,
-                "node_id": xrefs.column("node_id").cast(pa.int32()),
-                "preferred": xrefs.column("preferred").cast(pa.bool_()),
-            }
-        )
-        own = pa.concat_tables([own, xrefs])
+    names_indptr = _write_names(out, num_nodes, name_node_ids, names)
+    own = _xref_table(concepts.column("source_id").combine_chunks(), xrefs, xrefs_normalised)
     pq.write_table(own, out / XREFS, use_dictionary=False)
-
     if definitions is None:
         definitions = pa.table({"node_id": pa.array([], pa.int32()), "text": pa.array([], pa.string())})
     pq.write_table(definitions, out / DEFINITIONS)
-
-    src, dst, rel = edges
-    indptr, indices, rel_ids = build_csr(num_nodes, src, dst, rel, keep_self_loops)
-    np.save(out / GRAPH_INDPTR, indptr)
-    np.save(out / GRAPH_INDICES, indices)
-    np.save(out / GRAPH_RELATIONS, rel_ids)
-    write_json_atomic(out / RELATIONS, [r.as_dict(i) for i, r in enumerate(relations)])
+    indices, rel_ids = _write_graph(out, num_nodes, edges, relations, keep_self_loops)
 
     per_relation = (
         np.bincount(rel_ids, minlength=len(relations)) if rel_ids.size else np.zeros(len(relations))
@@ -235,6 +197,71 @@ def write_kg(
         "xrefs": own.num_rows,
         "definitions": definitions.num_rows,
     }
+
+
+def _with_list_columns(concepts: pa.Table) -> pa.Table:
+    """The concept table in contract column order, empty ``semantic_types``/``sources`` lists added."""
+    for column in ("semantic_types", "sources"):
+        if column not in concepts.column_names:
+            concepts = concepts.append_column(
+                column, pa.array([[] for _ in range(concepts.num_rows)], pa.list_(pa.string()))
+            )
+    return concepts.select(["source_id", "preferred_name", "semantic_types", "sources"])
+
+
+def _write_names(
+    out: Path, num_nodes: int, name_node_ids: np.ndarray, names: pa.Array | Sequence[str]
+) -> np.ndarray:
+    """Write the deduplicated names, grouped by node, and their CSR offsets; returns the offsets."""
+    node_of_name, kept_names = dedupe_names(name_node_ids, names)
+    # Names and xref keys are nearly unique: dictionary encoding would only cost time.
+    pq.write_table(pa.table({"name": kept_names}), out / NAMES, use_dictionary=False)
+    names_indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(node_of_name, minlength=num_nodes), out=names_indptr[1:])
+    np.save(out / NAMES_INDPTR, names_indptr)
+    return names_indptr
+
+
+def _xref_table(own_keys: pa.Array, xrefs: pa.Table | None, xrefs_normalised: bool) -> pa.Table:
+    """Each node's own source id (preferred), then the source's xrefs, with keys normalised."""
+    num_nodes = len(own_keys)
+    own = pa.table(
+        {
+            "key": own_keys if xrefs_normalised else _normalised(own_keys),
+            "node_id": pa.array(np.arange(num_nodes, dtype=np.int32)),
+            "preferred": pa.array(np.ones(num_nodes, dtype=bool)),
+        }
+    )
+    if xrefs is None or not xrefs.num_rows:
+        return own
+    keys = xrefs.column("key").combine_chunks().cast(pa.string())
+    if not xrefs_normalised:
+        keys = _normalised(keys)
+    xrefs = pa.table(
+        {
+            "key": keys,
+            "node_id": xrefs.column("node_id").cast(pa.int32()),
+            "preferred": xrefs.column("preferred").cast(pa.bool_()),
+        }
+    )
+    return pa.concat_tables([own, xrefs])
+
+
+def _write_graph(
+    out: Path,
+    num_nodes: int,
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    relations: Sequence[Relation],
+    keep_self_loops: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Write the CSR edge arrays and the relation vocabulary; returns the neighbour and relation ids."""
+    src, dst, rel = edges
+    indptr, indices, rel_ids = build_csr(num_nodes, src, dst, rel, keep_self_loops)
+    np.save(out / GRAPH_INDPTR, indptr)
+    np.save(out / GRAPH_INDICES, indices)
+    np.save(out / GRAPH_RELATIONS, rel_ids)
+    write_json_atomic(out / RELATIONS, [r.as_dict(i) for i, r in enumerate(relations)])
+    return indices, rel_ids
 
 
 @dataclass
@@ -333,6 +360,44 @@ class GraphBuilder:
         ``on_unknown(message, endpoint, path, line)`` is called for a statement naming an id that is
         not a concept; the caller decides whether that is an error (TSV) or a dangling import (OBO).
         """
+        edges = self._resolve_statements(on_unknown)
+        nodes = sorted(self.definitions)
+        return KGPieces(
+            concepts=pa.table(
+                {
+                    "source_id": pa.array(self.source_ids, pa.string()),
+                    "preferred_name": pa.array(self.preferred, pa.string()),
+                    "semantic_types": pa.array(self.semantic_types, pa.list_(pa.string())),
+                    "sources": pa.array(self.sources, pa.list_(pa.string())),
+                }
+            ),
+            name_node_ids=np.asarray(self.name_nodes, dtype=np.int64),
+            names=pa.array(self.names, pa.string()),
+            edges=edges,
+            relations=list(self.relations.values()),
+            xrefs=pa.table(
+                {
+                    "key": pa.array(self.xref_keys, pa.string()),
+                    "node_id": pa.array(self.xref_nodes, pa.int32()),
+                    "preferred": pa.array(self.xref_preferred, pa.bool_()),
+                }
+            ),
+            definitions=pa.table(
+                {
+                    "node_id": pa.array(nodes, pa.int32()),
+                    "text": pa.array([self.definitions[n] for n in nodes], pa.string()),
+                }
+            ),
+        )
+
+    def _resolve_statements(
+        self, on_unknown: Callable[[str, str, str | None, int | None], None]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(src, dst, relation id) of every statement between known concepts, in both directions.
+
+        Relations first met here join the vocabulary; statements naming an unknown id go to
+        ``on_unknown``.
+        """
         src: list[int] = []
         dst: list[int] = []
         rel: list[int] = []
@@ -357,37 +422,7 @@ class GraphBuilder:
             src += [o_node, s_node]
             dst += [s_node, o_node]
             rel += [rel_id(relation), rel_id(inverse_of(relation))]
-        concepts = pa.table(
-            {
-                "source_id": pa.array(self.source_ids, pa.string()),
-                "preferred_name": pa.array(self.preferred, pa.string()),
-                "semantic_types": pa.array(self.semantic_types, pa.list_(pa.string())),
-                "sources": pa.array(self.sources, pa.list_(pa.string())),
-            }
-        )
-        xrefs = pa.table(
-            {
-                "key": pa.array(self.xref_keys, pa.string()),
-                "node_id": pa.array(self.xref_nodes, pa.int32()),
-                "preferred": pa.array(self.xref_preferred, pa.bool_()),
-            }
-        )
-        nodes = sorted(self.definitions)
-        definitions = pa.table(
-            {
-                "node_id": pa.array(nodes, pa.int32()),
-                "text": pa.array([self.definitions[n] for n in nodes], pa.string()),
-            }
-        )
-        return KGPieces(
-            concepts=concepts,
-            name_node_ids=np.asarray(self.name_nodes, dtype=np.int64),
-            names=pa.array(self.names, pa.string()),
-            edges=(np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(rel, np.int64)),
-            relations=list(self.relations.values()),
-            xrefs=xrefs,
-            definitions=definitions,
-        )
+        return np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(rel, np.int64)
 
 
 class KnowledgeGraph:

@@ -16,7 +16,7 @@ chunk, so a 1M-concept release (10M MRREL rows) takes seconds, not minutes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -88,6 +88,7 @@ _OTHER_LANGS = ("SPA", "FRE", "GER", "DUT", "ITA", "POR", "JPN", "CZE")
 _SABS = ("MSH", "SNOMEDCT_US", "NCI", "MTH", "RXNORM", "OMIM", "NCBI", "MDR", "HPO", "ICD10CM", "LNC")
 _MSH, _MTH, _NCBI, _HPO = (_SABS.index(sab) for sab in ("MSH", "MTH", "NCBI", "HPO"))
 _SAB_WEIGHTS = np.array([20, 25, 12, 8, 8, 5, 5, 6, 4, 4, 3], dtype=float)
+_SAB_P = _SAB_WEIGHTS / _SAB_WEIGHTS.sum()
 _STY = (
     ("T047", "B2.2.1.2.1", "Disease or Syndrome"),
     ("T121", "A1.4.1.1.1", "Pharmacologic Substance"),
@@ -112,6 +113,8 @@ _REL_PAIRS = (
     (("SY", ""), ("SY", ""), 4),
     (("AQ", ""), ("QB", ""), 3),
 )
+_PAIR_WEIGHTS = np.array([w for _, _, w in _REL_PAIRS], dtype=float)
+_PAIR_P = _PAIR_WEIGHTS / _PAIR_WEIGHTS.sum()
 _DESCRIPTIONS = {
     "MRCONSO.RRF": "Concept names and sources",
     "MRREL.RRF": "Related Concepts",
@@ -215,165 +218,263 @@ def write_synthetic_umls(
     rng = np.random.default_rng(seed)
     cuis = np.sort(rng.choice(9_999_999, size=n_concepts, replace=False) + 1)
     rows: dict[str, int] = dict.fromkeys(("MRCONSO.RRF", "MRREL.RRF", "MRSTY.RRF", "MRDEF.RRF"), 0)
-    sab_p = _SAB_WEIGHTS / _SAB_WEIGHTS.sum()
-    pair_w = np.array([w for _, _, w in _REL_PAIRS], dtype=float)
-    pair_p = pair_w / pair_w.sum()
-    aui = 0
     with (
         (out / "MRCONSO.RRF").open("wb") as conso,
         (out / "MRREL.RRF").open("wb") as rel,
         (out / "MRSTY.RRF").open("wb") as sty,
         (out / "MRDEF.RRF").open("wb") as mrdef,
     ):
+        # The writers draw from ``rng`` in this order: changing it changes every generated release.
         for start in range(0, n_concepts, chunk_concepts):
             chunk = cuis[start : start + chunk_concepts]
-            n = chunk.size
-            # MRCONSO: 1 + Poisson atoms per concept, the first one preferred.
-            per = 1 + rng.poisson(max(names_per_concept - 1.0, 0.0), n)
-            owner = np.repeat(np.arange(n), per)
-            m = owner.size
-            first = np.ones(m, dtype=bool)
-            first[1:] = owner[1:] != owner[:-1]
-            other_english = (english_fraction * names_per_concept - 1) / max(names_per_concept - 1, 1e-9)
-            english = first | (rng.random(m) < other_english)
-            lat = pa.array(
-                np.where(english, "ENG", np.array(_OTHER_LANGS)[rng.integers(0, len(_OTHER_LANGS), m)])
-            )
-            sab_idx = rng.choice(len(_SABS), size=m, p=sab_p)
-            # Some concepts exist only as Metathesaurus atoms (MTH, CODE=NOCODE): no source code at
-            # all, so only their CUI names them. Chosen from the CUI, which draws nothing from rng.
-            sab_idx = np.where(chunk[owner] % 20 == 1, _MTH, sab_idx)
-            sab = pa.array(np.array(_SABS)[sab_idx])
-            tty = _term_types(rng, sab_idx, first)
-            # Codes: MeSH entry terms sometimes carry another concept's descriptor code (ambiguity).
-            is_msh = sab_idx == _MSH
-            code_owner = np.where(is_msh & ~first & (rng.random(m) < 0.2), rng.integers(0, n, m), owner)
-            code = _codes(sab_idx, chunk[code_owner])
-            tty = np.where(is_msh & (tty == "MH") & _supplementary(chunk[code_owner]), "NM", tty)
-            serial = start + owner
-            names = _names(rng, m, serial)
-            # Case variants of the concept's first name (duplicates after case folding).
-            first_pos = np.nonzero(first)[0][owner]
-            variant = ~first & (rng.random(m) < 0.08)
-            names = pc.if_else(pa.array(variant), pc.utf8_upper(names.take(pa.array(first_pos))), names)
-            suppress = np.where(
-                ~first & (rng.random(m) < suppressed_fraction),
-                np.array(["O", "E", "Y"])[rng.integers(0, 3, m)],
-                "N",
-            )
-            ts = np.where(first, "P", "S")
-            stt = np.where(first | (rng.random(m) < 0.7), "PF", "VO")
-            ispref = np.where(first | (rng.random(m) < 0.8), "Y", "N")
-            cui_str = _fmt("C", chunk[owner], 7)
-            aui_ids = aui + np.arange(m)
-            aui += m
-            _write_rows(
+            rows["MRCONSO.RRF"] += _write_atoms(
                 conso,
-                [
-                    cui_str,
-                    lat,
-                    pa.array(ts),
-                    _fmt("L", chunk[owner], 7),
-                    pa.array(stt),
-                    _fmt("S", aui_ids, 7),
-                    pa.array(ispref),
-                    _fmt("A", aui_ids, 8),
-                    pa.scalar(""),
-                    pa.scalar(""),
-                    pa.scalar(""),
-                    sab,
-                    pa.array(tty),
-                    code,
-                    names,
-                    pa.scalar("0"),
-                    pa.array(suppress),
-                    pa.scalar("256"),
-                ],
+                rng,
+                chunk,
+                start,
+                rows["MRCONSO.RRF"],
+                names_per_concept=names_per_concept,
+                english_fraction=english_fraction,
+                suppressed_fraction=suppressed_fraction,
             )
-            rows["MRCONSO.RRF"] += m
-
-            # MRREL: statements between random concepts of the release, each written in both directions.
-            k = round(n * rels_per_concept / 2)
-            a = chunk[rng.integers(0, n, k)]
-            b = np.where(rng.random(k) < self_loop_fraction, a, cuis[rng.integers(0, n_concepts, k)])
-            kind = rng.choice(len(_REL_PAIRS), size=k, p=pair_p)
-            fwd = np.array([f for f, _, _ in _REL_PAIRS])
-            bwd = np.array([r for _, r, _ in _REL_PAIRS])
-            cui1 = np.concatenate([a, b])
-            cui2 = np.concatenate([b, a])
-            rel_code = np.concatenate([fwd[kind, 0], bwd[kind, 0]])
-            rela = np.concatenate([fwd[kind, 1], bwd[kind, 1]])
-            rel_sab = pa.array(np.array(_SABS)[rng.choice(len(_SABS), size=2 * k, p=sab_p)])
-            rel_suppress = np.where(rng.random(2 * k) < 0.01, "O", "N")
-            rui = _fmt("R", rows["MRREL.RRF"] + np.arange(2 * k), 9)
-            _write_rows(
-                rel,
-                [
-                    _fmt("C", cui1, 7),
-                    pa.scalar(""),
-                    pa.scalar("CUI"),
-                    pa.array(rel_code),
-                    _fmt("C", cui2, 7),
-                    pa.scalar(""),
-                    pa.scalar("CUI"),
-                    pa.array(rela),
-                    rui,
-                    pa.scalar(""),
-                    rel_sab,
-                    rel_sab,
-                    pa.scalar(""),
-                    pa.scalar("Y"),
-                    pa.array(rel_suppress),
-                    pa.scalar(""),
-                ],
+            rows["MRREL.RRF"] += _write_relations(
+                rel, rng, chunk, cuis, rows["MRREL.RRF"], rels_per_concept, self_loop_fraction
             )
-            rows["MRREL.RRF"] += 2 * k
-
-            # MRSTY: one or two semantic types per concept.
-            n_types = 1 + (rng.random(n) < 0.3)
-            sty_owner = np.repeat(np.arange(n), n_types)
-            # A concept's types are consecutive entries of the table from a random one: never twice the same.
-            first_row = np.repeat(np.cumsum(n_types) - n_types, n_types)
-            draw = rng.integers(0, len(_STY), sty_owner.size)
-            sty_idx = (draw[first_row] + np.arange(sty_owner.size) - first_row) % len(_STY)
-            table = np.array(_STY)
-            _write_rows(
-                sty,
-                [
-                    _fmt("C", chunk[sty_owner], 7),
-                    pa.array(table[sty_idx, 0]),
-                    pa.array(table[sty_idx, 1]),
-                    pa.array(table[sty_idx, 2]),
-                    _fmt("AT", rows["MRSTY.RRF"] + np.arange(sty_owner.size), 8),
-                    pa.scalar("256"),
-                ],
+            rows["MRSTY.RRF"] += _write_semantic_types(sty, rng, chunk, rows["MRSTY.RRF"])
+            rows["MRDEF.RRF"] += _write_definitions(
+                mrdef, rng, chunk, start, rows["MRDEF.RRF"], definition_fraction
             )
-            rows["MRSTY.RRF"] += sty_owner.size
+    _write_mrfiles(out, rows)
+    return {"directory": str(out), "rows": rows, "cuis": cuis}
 
-            with_def = np.nonzero(rng.random(n) < definition_fraction)[0]
-            if with_def.size:
-                _write_rows(
-                    mrdef,
-                    [
-                        _fmt("C", chunk[with_def], 7),
-                        pa.scalar(""),
-                        _fmt("AT", rows["MRDEF.RRF"] + np.arange(with_def.size), 9),
-                        pa.scalar(""),
-                        pa.scalar("MSH"),
-                        pc.binary_join_element_wise(
-                            pa.scalar('A "synthetic" definition of concept'),
-                            _fmt("", with_def + start, 1),
-                            " ",
-                        ),
-                        pa.scalar("N"),
-                        pa.scalar(""),
-                    ],
-                )
-                rows["MRDEF.RRF"] += with_def.size
+
+def _atom_owners(rng: np.random.Generator, n: int, names_per_concept: float) -> tuple[np.ndarray, np.ndarray]:
+    """Concept (chunk position) of each atom, 1 + Poisson atoms per concept, and whether it is the first."""
+    per = 1 + rng.poisson(max(names_per_concept - 1.0, 0.0), n)
+    owner = np.repeat(np.arange(n), per)
+    first = np.ones(owner.size, dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
+    return owner, first
+
+
+def _languages(
+    rng: np.random.Generator, first: np.ndarray, english_fraction: float, names_per_concept: float
+) -> pa.Array:
+    """LAT per atom: a concept's first atom is English, the others so that ``english_fraction`` are."""
+    m = first.size
+    other_english = (english_fraction * names_per_concept - 1) / max(names_per_concept - 1, 1e-9)
+    english = first | (rng.random(m) < other_english)
+    return pa.array(np.where(english, "ENG", np.array(_OTHER_LANGS)[rng.integers(0, len(_OTHER_LANGS), m)]))
+
+
+def _sources(
+    rng: np.random.Generator, chunk: np.ndarray, owner: np.ndarray, first: np.ndarray
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """SAB, TTY and CODE per atom."""
+    m = owner.size
+    sab_idx = rng.choice(len(_SABS), size=m, p=_SAB_P)
+    # Some concepts exist only as Metathesaurus atoms (MTH, CODE=NOCODE): no source code at
+    # all, so only their CUI names them. Chosen from the CUI, which draws nothing from rng.
+    sab_idx = np.where(chunk[owner] % 20 == 1, _MTH, sab_idx)
+    sab = pa.array(np.array(_SABS)[sab_idx])
+    tty = _term_types(rng, sab_idx, first)
+    # Codes: MeSH entry terms sometimes carry another concept's descriptor code (ambiguity).
+    is_msh = sab_idx == _MSH
+    code_owner = np.where(is_msh & ~first & (rng.random(m) < 0.2), rng.integers(0, chunk.size, m), owner)
+    code = _codes(sab_idx, chunk[code_owner])
+    tty = np.where(is_msh & (tty == "MH") & _supplementary(chunk[code_owner]), "NM", tty)
+    return sab, pa.array(tty), code
+
+
+def _atom_names(
+    rng: np.random.Generator, serial: np.ndarray, owner: np.ndarray, first: np.ndarray
+) -> pa.Array:
+    """STR per atom: generated names, some replaced by upper-cased variants of the concept's first name
+    (duplicates after case folding)."""
+    m = owner.size
+    names = _names(rng, m, serial)
+    first_pos = np.nonzero(first)[0][owner]
+    variant = ~first & (rng.random(m) < 0.08)
+    return pc.if_else(pa.array(variant), pc.utf8_upper(names.take(pa.array(first_pos))), names)
+
+
+def _atom_flags(
+    rng: np.random.Generator, first: np.ndarray, suppressed_fraction: float
+) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """SUPPRESS, TS, STT and ISPREF per atom: a concept's first atom is unsuppressed and preferred."""
+    m = first.size
+    suppress = np.where(
+        ~first & (rng.random(m) < suppressed_fraction),
+        np.array(["O", "E", "Y"])[rng.integers(0, 3, m)],
+        "N",
+    )
+    ts = np.where(first, "P", "S")
+    stt = np.where(first | (rng.random(m) < 0.7), "PF", "VO")
+    ispref = np.where(first | (rng.random(m) < 0.8), "Y", "N")
+    return pa.array(suppress), pa.array(ts), pa.array(stt), pa.array(ispref)
+
+
+def _write_atoms(
+    handle: BinaryIO,
+    rng: np.random.Generator,
+    chunk: np.ndarray,
+    start: int,
+    first_aui: int,
+    *,
+    names_per_concept: float,
+    english_fraction: float,
+    suppressed_fraction: float,
+) -> int:
+    """MRCONSO rows of one chunk of concepts, the first atom of each preferred; returns the row count.
+
+    ``start`` is the chunk's first concept (names carry a release-wide serial) and ``first_aui``
+    the number of atoms written before (AUIs and SUIs continue from it).
+    """
+    owner, first = _atom_owners(rng, chunk.size, names_per_concept)
+    m = owner.size
+    lat = _languages(rng, first, english_fraction, names_per_concept)
+    sab, tty, code = _sources(rng, chunk, owner, first)
+    names = _atom_names(rng, start + owner, owner, first)
+    suppress, ts, stt, ispref = _atom_flags(rng, first, suppressed_fraction)
+    aui_ids = first_aui + np.arange(m)
+    _write_rows(
+        handle,
+        [
+            _fmt("C", chunk[owner], 7),
+            lat,
+            ts,
+            _fmt("L", chunk[owner], 7),
+            stt,
+            _fmt("S", aui_ids, 7),
+            ispref,
+            _fmt("A", aui_ids, 8),
+            pa.scalar(""),
+            pa.scalar(""),
+            pa.scalar(""),
+            sab,
+            tty,
+            code,
+            names,
+            pa.scalar("0"),
+            suppress,
+            pa.scalar("256"),
+        ],
+    )
+    return m
+
+
+def _write_relations(
+    handle: BinaryIO,
+    rng: np.random.Generator,
+    chunk: np.ndarray,
+    cuis: np.ndarray,
+    first_row: int,
+    rels_per_concept: float,
+    self_loop_fraction: float,
+) -> int:
+    """MRREL rows: statements from the chunk's concepts to random concepts of the release, each
+    written in both directions; returns the row count (``first_row`` numbers the RUIs)."""
+    n = chunk.size
+    k = round(n * rels_per_concept / 2)
+    a = chunk[rng.integers(0, n, k)]
+    b = np.where(rng.random(k) < self_loop_fraction, a, cuis[rng.integers(0, cuis.size, k)])
+    kind = rng.choice(len(_REL_PAIRS), size=k, p=_PAIR_P)
+    fwd = np.array([f for f, _, _ in _REL_PAIRS])
+    bwd = np.array([r for _, r, _ in _REL_PAIRS])
+    cui1 = np.concatenate([a, b])
+    cui2 = np.concatenate([b, a])
+    rel_code = np.concatenate([fwd[kind, 0], bwd[kind, 0]])
+    rela = np.concatenate([fwd[kind, 1], bwd[kind, 1]])
+    rel_sab = pa.array(np.array(_SABS)[rng.choice(len(_SABS), size=2 * k, p=_SAB_P)])
+    rel_suppress = np.where(rng.random(2 * k) < 0.01, "O", "N")
+    rui = _fmt("R", first_row + np.arange(2 * k), 9)
+    _write_rows(
+        handle,
+        [
+            _fmt("C", cui1, 7),
+            pa.scalar(""),
+            pa.scalar("CUI"),
+            pa.array(rel_code),
+            _fmt("C", cui2, 7),
+            pa.scalar(""),
+            pa.scalar("CUI"),
+            pa.array(rela),
+            rui,
+            pa.scalar(""),
+            rel_sab,
+            rel_sab,
+            pa.scalar(""),
+            pa.scalar("Y"),
+            pa.array(rel_suppress),
+            pa.scalar(""),
+        ],
+    )
+    return 2 * k
+
+
+def _write_semantic_types(
+    handle: BinaryIO, rng: np.random.Generator, chunk: np.ndarray, first_row: int
+) -> int:
+    """MRSTY rows: one or two semantic types per concept; returns the row count (``first_row``
+    numbers the ATUIs)."""
+    n = chunk.size
+    n_types = 1 + (rng.random(n) < 0.3)
+    sty_owner = np.repeat(np.arange(n), n_types)
+    # A concept's types are consecutive entries of the table from a random one: never twice the same.
+    owner_start = np.repeat(np.cumsum(n_types) - n_types, n_types)
+    draw = rng.integers(0, len(_STY), sty_owner.size)
+    sty_idx = (draw[owner_start] + np.arange(sty_owner.size) - owner_start) % len(_STY)
+    table = np.array(_STY)
+    _write_rows(
+        handle,
+        [
+            _fmt("C", chunk[sty_owner], 7),
+            pa.array(table[sty_idx, 0]),
+            pa.array(table[sty_idx, 1]),
+            pa.array(table[sty_idx, 2]),
+            _fmt("AT", first_row + np.arange(sty_owner.size), 8),
+            pa.scalar("256"),
+        ],
+    )
+    return sty_owner.size
+
+
+def _write_definitions(
+    handle: BinaryIO,
+    rng: np.random.Generator,
+    chunk: np.ndarray,
+    start: int,
+    first_row: int,
+    definition_fraction: float,
+) -> int:
+    """MRDEF rows for about ``definition_fraction`` of the chunk's concepts; returns the row count."""
+    with_def = np.nonzero(rng.random(chunk.size) < definition_fraction)[0]
+    if with_def.size:
+        _write_rows(
+            handle,
+            [
+                _fmt("C", chunk[with_def], 7),
+                pa.scalar(""),
+                _fmt("AT", first_row + np.arange(with_def.size), 9),
+                pa.scalar(""),
+                pa.scalar("MSH"),
+                pc.binary_join_element_wise(
+                    pa.scalar('A "synthetic" definition of concept'),
+                    _fmt("", with_def + start, 1),
+                    " ",
+                ),
+                pa.scalar("N"),
+                pa.scalar(""),
+            ],
+        )
+    return with_def.size
+
+
+def _write_mrfiles(out: Path, rows: dict[str, int]) -> None:
+    """MRFILES.RRF: the column layout, row count and size of every file (itself included)."""
     with (out / "MRFILES.RRF").open("w", encoding="utf-8") as handle:
         for name in ("MRCONSO.RRF", "MRDEF.RRF", "MRFILES.RRF", "MRREL.RRF", "MRSTY.RRF"):
             columns = STANDARD_LAYOUT[name]
             count = rows.get(name, 5)
             size = (out / name).stat().st_size if (out / name).exists() else 0
             handle.write(f"{name}|{_DESCRIPTIONS[name]}|{','.join(columns)}|{len(columns)}|{count}|{size}|\n")
-    return {"directory": str(out), "rows": rows, "cuis": cuis}

@@ -631,49 +631,24 @@ def load_umls(config: KGConfig, budget: ErrorBudget) -> KGPieces:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+_MRCONSO_COLUMNS = ["CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "TTY", "CODE", "STR", "SUPPRESS"]
+_MRREL_COLUMNS = ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"]
+
+
 def _load(
     config: KGConfig, budget: ErrorBudget, directory: Path, layout: dict[str, list[str]], scratch: Path
 ) -> KGPieces:
-    # MRCONSO and MRREL are read in parallel (pyarrow and numpy release the GIL): MRREL rows keep
-    # their CUIs until MRCONSO has said which CUIs are nodes.
-    lock = threading.Lock()
-    conso = _RRF(directory / "MRCONSO.RRF", layout["MRCONSO.RRF"])
-    conso_budget = _FileBudget(budget, lock)
-    atoms = _Atoms(config, conso_budget, conso)
-    mrrel = _RRF(directory / "MRREL.RRF", layout["MRREL.RRF"])
-    mrrel_budget = _FileBudget(budget, lock)
-    edges = _Edges(config, mrrel_budget, mrrel)
-    mrrel_columns = ["CUI1", "REL", "CUI2", "RELA", "SAB", "SUPPRESS"]
-    conso_columns = ["CUI", "LAT", "TS", "STT", "ISPREF", "SAB", "TTY", "CODE", "STR", "SUPPRESS"]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        reading = [
-            pool.submit(_scan, conso, conso_columns, conso_budget, scratch, atoms),
-            pool.submit(_scan, mrrel, mrrel_columns, mrrel_budget, scratch, edges),
-        ]
-        for future in reading:
-            future.result()
-    p = atoms.parts
-    atom_cui = _concat(p["cui"], np.int64)
-    has_atom = np.zeros(CUI_SPACE, dtype=bool)
-    has_atom[atom_cui] = True
-    index = _CuiIndex(atoms.known, np.flatnonzero(has_atom))
-    del has_atom
+    """Read the release: atoms and edges, node selection, then names, sources, xrefs and side tables."""
+    atoms, edges = _read_atoms_and_edges(config, budget, directory, layout, scratch)
+    atom_cui = _concat(atoms.parts["cui"], np.int64)
+    index = _atom_index(atoms.known, atom_cui)
     counts: dict[str, Any] = dict(atoms.counts)
     counts["mrconso_concepts"] = int(np.count_nonzero(atoms.known))
-
-    src, dst, rel = edges.resolve(index, mrrel_columns, scratch)
+    edge_arrays = edges.resolve(index, _MRREL_COLUMNS, scratch)
     counts.update(edges.counts)
 
-    # Node selection: every CUI with a kept atom, or the --restrict-to neighbourhood of some of them.
     atom_node = index.node_of[atom_cui]
-    keep_node = np.ones(index.node_cuis.size, dtype=bool)
-    if config.restrict_to:
-        keep_node, restrict_counts = _neighbourhood(config.restrict_to, index, src, dst, config.hops)
-        counts.update(restrict_counts)
-    new_id = (np.cumsum(keep_node) - 1).astype(np.int32)
-    if config.restrict_to:
-        edge_kept = keep_node[src] & keep_node[dst]
-        src, dst, rel = new_id[src[edge_kept]], new_id[dst[edge_kept]], rel[edge_kept]
+    keep_node, new_id, edge_arrays = _select_nodes(config, index, edge_arrays, counts)
     atom_kept = keep_node[atom_node]
     node_cuis = index.node_cuis[keep_node]
     num_nodes = int(node_cuis.size)
@@ -681,53 +656,11 @@ def _load(
     if num_nodes == 0:
         raise BadInputError("the knowledge graph is empty after filtering: no concepts left", directory)
 
-    # Names: grouped by node, preferred atom (TS=P, STT=PF, ISPREF=Y) first, then file order.
     atom_node = new_id[atom_node[atom_kept]]
-    rank = _concat(p["rank"], np.int8)[atom_kept]
-    # One int64 key (node, 7 - rank); a stable sort keeps file order within equal keys. MRCONSO is
-    # sorted by CUI, so the key is nearly sorted and the (tim)sort is close to linear.
-    order = np.argsort(atom_node.astype(np.int64) * 8 + (7 - rank), kind="stable")
-    kept_idx = pa.array(np.nonzero(atom_kept)[0][order])
-    names = pa.chunked_array(p["name"], pa.string()).combine_chunks().take(kept_idx)
-    name_nodes = atom_node[order]
-    firsts = np.searchsorted(name_nodes, np.arange(num_nodes))
-    preferred = pc.utf8_trim_whitespace(names.take(pa.array(firsts)))
-
-    # Sources and xrefs per node: (SAB, CODE) -> CUI, main-heading atoms marked preferred.
-    sab_codes = _concat(p["sab"], np.int32)[kept_idx.to_numpy()]
-    sab_names = pa.array(atoms.sabs.values, pa.string())
-    pair = np.sort(name_nodes.astype(np.int64) * (len(atoms.sabs.values) + 1) + sab_codes)
-    pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))] if pair.size else pair
-    src_nodes = pair // (len(atoms.sabs.values) + 1)
-    sources = _group_lists(
-        src_nodes, sab_names.take(pa.array(pair % (len(atoms.sabs.values) + 1))), num_nodes
-    )
-    codes = pa.chunked_array(p["code"], pa.string()).combine_chunks().take(kept_idx)
-    prefixes = pa.array([_xref_prefix(sab) for sab in atoms.sabs.values], pa.string())
-    atom_prefix = prefixes.take(pa.array(sab_codes))
-    keys = pc.if_else(pc.equal(atom_prefix, ""), codes, pc.binary_join_element_wise(atom_prefix, codes, ":"))
-    has_code = pc.and_(pc.not_equal(codes, ""), pc.not_equal(codes, "NOCODE"))
-    main = _concat(p["main"], bool)[kept_idx.to_numpy()]
-    # One row per (key, node); preferred when any of its atoms is a main heading.
-    with_code = np.flatnonzero(has_code.to_numpy(zero_copy_only=False))
-    encoded = pc.dictionary_encode(keys.take(pa.array(with_code)))
-    key_ids = encoded.indices.to_numpy().astype(np.int64)
-    xref_nodes = name_nodes[with_code].astype(np.int64)
-    xref_main = main[with_code]
-    # Sorted by (node, key, main heading first): nodes are already in order, so the sort is cheap.
-    pair = xref_nodes * (int(key_ids.max(initial=0)) + 1) + key_ids
-    order = np.argsort(pair * 2 + ~xref_main, kind="stable")
-    sorted_pair = pair[order]
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = sorted_pair[1:] != sorted_pair[:-1]
-    rows = order[first]
-    xrefs = pa.table(
-        {
-            "key": encoded.dictionary.take(pa.array(key_ids[rows])),
-            "node_id": pa.array(xref_nodes[rows].astype(np.int32)),
-            "preferred": pa.array(xref_main[rows]),
-        }
-    )
+    names, name_nodes, kept_idx, preferred = _names_by_node(atoms, atom_node, atom_kept, num_nodes)
+    sab_codes = _concat(atoms.parts["sab"], np.int32)[kept_idx.to_numpy()]
+    sources = _sources(atoms.sabs.values, name_nodes, sab_codes, num_nodes)
+    xrefs = _xrefs(atoms, kept_idx, sab_codes, name_nodes)
 
     semantic_types, sty_counts = _semantic_types(config, budget, directory, layout, scratch, index)
     counts.update(sty_counts)
@@ -742,22 +675,141 @@ def _load(
             "sources": sources,
         }
     )
-    relations = []
-    for code, name in enumerate(edges.names.values):
-        rel_code, rela = edges.rel_of_name[code]
-        relations.append(Relation(name, rel=rel_code, rela=rela, phrase=phrase_for(rela, rel_code)))
     counts["concepts_before_restriction"] = int(keep_node.size)
     return KGPieces(
         concepts=concepts,
         name_node_ids=name_nodes,
         names=names,
-        edges=(src, dst, rel),
-        relations=relations,
+        edges=edge_arrays,
+        relations=_relations(edges),
         xrefs=xrefs,
         definitions=definitions,
         xrefs_normalised=True,
         counts=counts,
     )
+
+
+def _read_atoms_and_edges(
+    config: KGConfig, budget: ErrorBudget, directory: Path, layout: dict[str, list[str]], scratch: Path
+) -> tuple[_Atoms, _Edges]:
+    """MRCONSO atoms and MRREL edges, read in parallel (pyarrow and numpy release the GIL).
+
+    MRREL rows keep their CUIs until MRCONSO has said which CUIs are nodes.
+    """
+    lock = threading.Lock()
+    conso = _RRF(directory / "MRCONSO.RRF", layout["MRCONSO.RRF"])
+    conso_budget = _FileBudget(budget, lock)
+    atoms = _Atoms(config, conso_budget, conso)
+    mrrel = _RRF(directory / "MRREL.RRF", layout["MRREL.RRF"])
+    mrrel_budget = _FileBudget(budget, lock)
+    edges = _Edges(config, mrrel_budget, mrrel)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reading = [
+            pool.submit(_scan, conso, _MRCONSO_COLUMNS, conso_budget, scratch, atoms),
+            pool.submit(_scan, mrrel, _MRREL_COLUMNS, mrrel_budget, scratch, edges),
+        ]
+        for future in reading:
+            future.result()
+    return atoms, edges
+
+
+def _atom_index(known: np.ndarray, atom_cui: np.ndarray) -> _CuiIndex:
+    """The index whose nodes are the CUIs with at least one kept atom, in CUI order."""
+    has_atom = np.zeros(CUI_SPACE, dtype=bool)
+    has_atom[atom_cui] = True
+    return _CuiIndex(known, np.flatnonzero(has_atom))
+
+
+def _select_nodes(
+    config: KGConfig,
+    index: _CuiIndex,
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    counts: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Node selection: every CUI with a kept atom, or the --restrict-to neighbourhood of some of them.
+
+    Returns the mask of kept nodes, the new id of each node of ``index`` and the edges between kept
+    nodes, renumbered; the restriction's counts are added to ``counts``.
+    """
+    src, dst, rel = edges
+    keep_node = np.ones(index.node_cuis.size, dtype=bool)
+    if config.restrict_to:
+        keep_node, restrict_counts = _neighbourhood(config.restrict_to, index, src, dst, config.hops)
+        counts.update(restrict_counts)
+    new_id = (np.cumsum(keep_node) - 1).astype(np.int32)
+    if config.restrict_to:
+        edge_kept = keep_node[src] & keep_node[dst]
+        src, dst, rel = new_id[src[edge_kept]], new_id[dst[edge_kept]], rel[edge_kept]
+    return keep_node, new_id, (src, dst, rel)
+
+
+def _names_by_node(
+    atoms: _Atoms, atom_node: np.ndarray, atom_kept: np.ndarray, num_nodes: int
+) -> tuple[pa.Array, np.ndarray, pa.Array, pa.Array]:
+    """Names of the kept atoms grouped by node, preferred atom (TS=P, STT=PF, ISPREF=Y) first, then
+    file order.
+
+    ``atom_node`` is the (new) node of each kept atom. Returns the names, the node of each, the atom
+    row of each (to take other atom columns in the same order) and each node's preferred name.
+    """
+    rank = _concat(atoms.parts["rank"], np.int8)[atom_kept]
+    # One int64 key (node, 7 - rank); a stable sort keeps file order within equal keys. MRCONSO is
+    # sorted by CUI, so the key is nearly sorted and the (tim)sort is close to linear.
+    order = np.argsort(atom_node.astype(np.int64) * 8 + (7 - rank), kind="stable")
+    kept_idx = pa.array(np.nonzero(atom_kept)[0][order])
+    names = pa.chunked_array(atoms.parts["name"], pa.string()).combine_chunks().take(kept_idx)
+    name_nodes = atom_node[order]
+    firsts = np.searchsorted(name_nodes, np.arange(num_nodes))
+    preferred = pc.utf8_trim_whitespace(names.take(pa.array(firsts)))
+    return names, name_nodes, kept_idx, preferred
+
+
+def _sources(sabs: list[str], name_nodes: np.ndarray, sab_codes: np.ndarray, num_nodes: int) -> pa.Array:
+    """list<string> of the distinct SABs of each node's names, in SAB code order."""
+    sab_names = pa.array(sabs, pa.string())
+    pair = np.sort(name_nodes.astype(np.int64) * (len(sabs) + 1) + sab_codes)
+    pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))] if pair.size else pair
+    src_nodes = pair // (len(sabs) + 1)
+    return _group_lists(src_nodes, sab_names.take(pa.array(pair % (len(sabs) + 1))), num_nodes)
+
+
+def _xrefs(atoms: _Atoms, kept_idx: pa.Array, sab_codes: np.ndarray, name_nodes: np.ndarray) -> pa.Table:
+    """Cross-references: (SAB, CODE) -> CUI, one row per (key, node), main-heading atoms marked preferred."""
+    codes = pa.chunked_array(atoms.parts["code"], pa.string()).combine_chunks().take(kept_idx)
+    prefixes = pa.array([_xref_prefix(sab) for sab in atoms.sabs.values], pa.string())
+    atom_prefix = prefixes.take(pa.array(sab_codes))
+    keys = pc.if_else(pc.equal(atom_prefix, ""), codes, pc.binary_join_element_wise(atom_prefix, codes, ":"))
+    has_code = pc.and_(pc.not_equal(codes, ""), pc.not_equal(codes, "NOCODE"))
+    main = _concat(atoms.parts["main"], bool)[kept_idx.to_numpy()]
+    # One row per (key, node); preferred when any of its atoms is a main heading.
+    with_code = np.flatnonzero(has_code.to_numpy(zero_copy_only=False))
+    encoded = pc.dictionary_encode(keys.take(pa.array(with_code)))
+    key_ids = encoded.indices.to_numpy().astype(np.int64)
+    xref_nodes = name_nodes[with_code].astype(np.int64)
+    xref_main = main[with_code]
+    # Sorted by (node, key, main heading first): nodes are already in order, so the sort is cheap.
+    pair = xref_nodes * (int(key_ids.max(initial=0)) + 1) + key_ids
+    order = np.argsort(pair * 2 + ~xref_main, kind="stable")
+    sorted_pair = pair[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = sorted_pair[1:] != sorted_pair[:-1]
+    rows = order[first]
+    return pa.table(
+        {
+            "key": encoded.dictionary.take(pa.array(key_ids[rows])),
+            "node_id": pa.array(xref_nodes[rows].astype(np.int32)),
+            "preferred": pa.array(xref_main[rows]),
+        }
+    )
+
+
+def _relations(edges: _Edges) -> list[Relation]:
+    """The relation vocabulary: one entry per relation name met in MRREL, in code order."""
+    relations = []
+    for code, name in enumerate(edges.names.values):
+        rel_code, rela = edges.rel_of_name[code]
+        relations.append(Relation(name, rel=rel_code, rela=rela, phrase=phrase_for(rela, rel_code)))
+    return relations
 
 
 @dataclass
