@@ -21,6 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sentences and link mentions to KG nodes: gold annotations through the KG's cross-references, "
         "otherwise a dictionary linker over every KG name.",
     )
+    _add_io_arguments(link)
+    _add_gold_arguments(link)
+    _add_linker_arguments(link.add_argument_group("dictionary linker"))
+    add_json_flag(link)
+    link.set_defaults(handler=handle_link)
+
+
+def _add_io_arguments(link: argparse.ArgumentParser) -> None:
+    """Where the KG, the documents and the output are, and how many bad records to tolerate."""
     link.add_argument(
         "--kg", required=True, metavar="DIR", help="KG artefact directory (output of `bali kg build`)"
     )
@@ -43,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="tolerate up to N bad records, counted in the manifest",
     )
+
+
+def _add_gold_arguments(link: argparse.ArgumentParser) -> None:
+    """Which mentions to use, and which gold annotations to keep or treat as errors."""
     link.add_argument(
         "--mentions",
         choices=["auto", "gold", "dictionary"],
@@ -62,7 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="count",
         help="gold ids the KG lacks: count them in the manifest, or treat them as bad input",
     )
-    linker = link.add_argument_group("dictionary linker")
+
+
+def _add_linker_arguments(linker: argparse._ArgumentGroup) -> None:
+    """Settings of the dictionary linker (text without gold annotations)."""
     linker.add_argument(
         "--min-name-length", type=int, default=3, metavar="N", help="shortest name linked (characters)"
     )
@@ -95,8 +111,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="processes for dictionary linking (they share the automaton)",
     )
-    add_json_flag(link)
-    link.set_defaults(handler=handle_link)
 
 
 def handle_link(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:

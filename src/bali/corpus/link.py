@@ -146,14 +146,24 @@ def _demoted_xrefs(kg: KnowledgeGraph) -> dict[str, set[int]]:
 
 
 def _documents(
-    kg: KnowledgeGraph, config: CorpusConfig, budget: InputBudget
-) -> Iterator[tuple[Document, int]]:
-    """(document, node to exclude or -1) from the embedded definitions or the input files."""
+    kg: KnowledgeGraph, config: CorpusConfig, budget: InputBudget, show_progress: bool | None
+) -> Iterable[tuple[Document, int]]:
+    """(document, node to exclude or -1) from the embedded definitions or the input files, lazily,
+    behind a progress bar."""
+    documents: Iterable[tuple[Document, int]]
     if config.builtin:
-        yield from definition_documents(kg, budget.skipped)
-        return
-    for doc in read_documents(list(config.inputs), config.format, budget, config.text_unit):
-        yield doc, -1
+        documents = definition_documents(kg, budget.skipped)
+    else:
+        documents = (
+            (doc, -1) for doc in read_documents(list(config.inputs), config.format, budget, config.text_unit)
+        )
+    return tqdm(
+        documents,
+        desc="linking",
+        unit=" docs",
+        disable=True if show_progress is False else None,
+        mininterval=2.0,
+    )
 
 
 def _mention_source(config: CorpusConfig) -> str:
@@ -236,110 +246,164 @@ def link_corpus(
     if Path(out_dir).exists() and not overwrite:  # before minutes of automaton building, not after
         raise BadInputError("output directory exists; pass --overwrite to replace it", out_dir)
     kg = KnowledgeGraph.load(kg_dir)
-    if not config.builtin and not config.inputs:
-        raise BadInputError("no input files: pass --input FILE... --format FORMAT, or --builtin")
-    for path in [] if config.builtin else config.inputs:
-        if not Path(path).is_file():
-            raise BadInputError(
-                "input file not found" if not Path(path).exists() else "input is not a file", path
-            )
+    _check_inputs(config)
     source = _mention_source(config)
     budget = InputBudget(config.max_errors)
     counts: Counter[str] = Counter()
-    origins: Counter[str] = Counter()
-    concepts: set[int] = set()
     mapper: GoldMapper | None = None
     linker: DictionaryLinker | None = None
     linker_seconds = 0.0
     if source == "gold":
         mapper = GoldMapper(kg, config, budget)
     else:
-        stoplist = read_stoplist(config.stoplist) if config.stoplist else frozenset()
-        options = LinkerOptions(
-            min_length=config.min_name_length,
-            ambiguous=config.ambiguous,
-            acronym_max_length=config.acronym_max_length,
-            expand_abbreviations=config.expand_abbreviations,
-            number_variants=config.number_variants,
-        )
-        built = time.perf_counter()
-        linker = DictionaryLinker.from_kg(kg, options, stoplist, show_progress)
-        linker_seconds = time.perf_counter() - built
+        linker, linker_seconds = _build_linker(kg, config, show_progress)
 
     leak_filter = heldout_filter(kg)
     with atomic_output_dir(out_dir, overwrite) as tmp:
         with CorpusWriter(tmp) as writer:
-            documents = tqdm(
-                _documents(kg, config, budget),
-                desc="linking",
-                unit=" docs",
-                disable=True if show_progress is False else None,
-                mininterval=2.0,
-            )
-            if mapper is not None:
-                processed: Iterator[tuple[Document, Spans, SentenceMentions]] = (
-                    (doc, *_gold_document(doc, mapper, counts)) for doc, _ in documents
-                )
-            elif config.workers > 1:
-                assert linker is not None
-                processed = _link_parallel(documents, linker, config.workers, counts)
-            else:
-                assert linker is not None
-                processed = (
-                    (doc, *_link_text(doc.text, own_node, linker, counts)) for doc, own_node in documents
-                )
-            for doc, spans, per_sentence in processed:
-                counts["documents"] += 1
-                for index, ((start, end), mentions) in enumerate(zip(spans, per_sentence, strict=True)):
-                    if leak_filter is not None and leak_filter.occurs_in(doc.text[start:end]):
-                        counts["heldout_synonym"] += 1
-                        continue
-                    writer.add(doc.doc_id, index, doc.text[start:end], mentions)
-                    if mentions:
-                        counts["sentences_with_mentions"] += 1
-                    for mention in mentions:
-                        origins[mention[3]] += 1
-                        concepts.update(mention[2])
+            documents = _documents(kg, config, budget, show_progress)
+            processed = _processed(documents, mapper, linker, config.workers, counts)
+            origins, concepts = _write_sentences(processed, writer, leak_filter, counts)
             num_sentences, num_mentions = writer.num_sentences, writer.num_mentions
         if counts["documents"] == 0:
             raise BadInputError("no documents were read from the input", ", ".join(config.inputs) or None)
         elapsed = time.perf_counter() - began
-        result_counts: dict[str, Any] = {
-            "documents": counts["documents"],
-            "sentences": num_sentences,
-            "sentences_with_mentions": counts["sentences_with_mentions"],
-            "mentions": num_mentions,
-            "mentions_by_origin": dict(origins),
-            "distinct_concepts": len(concepts),
-            "sentences_dropped": {"heldout_synonym": counts["heldout_synonym"]},
-            "mentions_dropped": {
-                "crossing_sentence_boundary": counts["crossing_sentence_boundary"],
-                "own_concept": counts["own_concept"],
-            },
-            "errors": budget.as_dict(),
-            "skipped": dict(budget.skipped),
-            "seconds": round(elapsed, 2),
-            "sentences_per_second": round(num_sentences / elapsed, 1) if elapsed else None,
+        result_counts = {
+            **_result_counts(counts, origins, concepts, num_sentences, num_mentions, budget, elapsed),
+            **_source_counts(mapper, linker, linker_seconds, counts),
         }
-        if mapper is not None:
-            result_counts["gold"] = mapper.as_dict()
-            result_counts["gold"]["duplicate_spans_merged"] = counts["duplicate_spans_merged"]
-        elif linker is not None:
-            result_counts["linker"] = {**linker.stats(), "build_seconds": round(linker_seconds, 2)}
-            result_counts["abbreviations_defined"] = counts["abbreviations_defined"]
-        inputs: dict[str, Any] = {"kg": str(kg_dir)}
-        if not config.builtin:
-            inputs["inputs"] = list(config.inputs)
-        if config.stoplist:
-            inputs["stoplist"] = config.stoplist
         manifest = make_manifest(
             "corpus",
-            inputs,
+            _manifest_inputs(kg_dir, config),
             {**config.model_dump(mode="json"), "mention_source": source},
             result_counts,
         )
         write_json_atomic(tmp / "manifest.json", manifest)
     return manifest
+
+
+def _check_inputs(config: CorpusConfig) -> None:
+    """Reject a run without inputs or with a missing input file before the KG's linker is built."""
+    if config.builtin:
+        return
+    if not config.inputs:
+        raise BadInputError("no input files: pass --input FILE... --format FORMAT, or --builtin")
+    for path in config.inputs:
+        if not Path(path).is_file():
+            raise BadInputError(
+                "input file not found" if not Path(path).exists() else "input is not a file", path
+            )
+
+
+def _build_linker(
+    kg: KnowledgeGraph, config: CorpusConfig, show_progress: bool | None
+) -> tuple[DictionaryLinker, float]:
+    """The dictionary linker over every KG name with the configured options, and its build seconds."""
+    stoplist = read_stoplist(config.stoplist) if config.stoplist else frozenset()
+    options = LinkerOptions(
+        min_length=config.min_name_length,
+        ambiguous=config.ambiguous,
+        acronym_max_length=config.acronym_max_length,
+        expand_abbreviations=config.expand_abbreviations,
+        number_variants=config.number_variants,
+    )
+    built = time.perf_counter()
+    linker = DictionaryLinker.from_kg(kg, options, stoplist, show_progress)
+    return linker, time.perf_counter() - built
+
+
+def _processed(
+    documents: Iterable[tuple[Document, int]],
+    mapper: GoldMapper | None,
+    linker: DictionaryLinker | None,
+    workers: int,
+    counts: Counter[str],
+) -> Iterator[tuple[Document, Spans, SentenceMentions]]:
+    """(document, sentence spans, mentions per sentence), lazily: gold mentions when ``mapper`` is
+    given, otherwise dictionary mentions, in ``workers`` processes when more than one."""
+    if mapper is not None:
+        return ((doc, *_gold_document(doc, mapper, counts)) for doc, _ in documents)
+    assert linker is not None
+    if workers > 1:
+        return _link_parallel(documents, linker, workers, counts)
+    return ((doc, *_link_text(doc.text, own_node, linker, counts)) for doc, own_node in documents)
+
+
+def _write_sentences(
+    processed: Iterable[tuple[Document, Spans, SentenceMentions]],
+    writer: CorpusWriter,
+    leak_filter: DictionaryLinker | None,
+    counts: Counter[str],
+) -> tuple[Counter[str], set[int]]:
+    """Write every sentence that holds no held-out synonym; return mentions by origin and the
+    concepts mentioned (the sentence and document tallies go to ``counts``)."""
+    origins: Counter[str] = Counter()
+    concepts: set[int] = set()
+    for doc, spans, per_sentence in processed:
+        counts["documents"] += 1
+        for index, ((start, end), mentions) in enumerate(zip(spans, per_sentence, strict=True)):
+            if leak_filter is not None and leak_filter.occurs_in(doc.text[start:end]):
+                counts["heldout_synonym"] += 1
+                continue
+            writer.add(doc.doc_id, index, doc.text[start:end], mentions)
+            if mentions:
+                counts["sentences_with_mentions"] += 1
+            for mention in mentions:
+                origins[mention[3]] += 1
+                concepts.update(mention[2])
+    return origins, concepts
+
+
+def _result_counts(
+    counts: Counter[str],
+    origins: Counter[str],
+    concepts: set[int],
+    num_sentences: int,
+    num_mentions: int,
+    budget: InputBudget,
+    elapsed: float,
+) -> dict[str, Any]:
+    """The manifest's counts common to both mention sources."""
+    return {
+        "documents": counts["documents"],
+        "sentences": num_sentences,
+        "sentences_with_mentions": counts["sentences_with_mentions"],
+        "mentions": num_mentions,
+        "mentions_by_origin": dict(origins),
+        "distinct_concepts": len(concepts),
+        "sentences_dropped": {"heldout_synonym": counts["heldout_synonym"]},
+        "mentions_dropped": {
+            "crossing_sentence_boundary": counts["crossing_sentence_boundary"],
+            "own_concept": counts["own_concept"],
+        },
+        "errors": budget.as_dict(),
+        "skipped": dict(budget.skipped),
+        "seconds": round(elapsed, 2),
+        "sentences_per_second": round(num_sentences / elapsed, 1) if elapsed else None,
+    }
+
+
+def _source_counts(
+    mapper: GoldMapper | None, linker: DictionaryLinker | None, linker_seconds: float, counts: Counter[str]
+) -> dict[str, Any]:
+    """The manifest's counts of the mention source: gold mapping, or the dictionary linker."""
+    if mapper is not None:
+        return {"gold": {**mapper.as_dict(), "duplicate_spans_merged": counts["duplicate_spans_merged"]}}
+    assert linker is not None
+    return {
+        "linker": {**linker.stats(), "build_seconds": round(linker_seconds, 2)},
+        "abbreviations_defined": counts["abbreviations_defined"],
+    }
+
+
+def _manifest_inputs(kg_dir: str | Path, config: CorpusConfig) -> dict[str, Any]:
+    """The files the corpus was built from, as the manifest records them."""
+    inputs: dict[str, Any] = {"kg": str(kg_dir)}
+    if not config.builtin:
+        inputs["inputs"] = list(config.inputs)
+    if config.stoplist:
+        inputs["stoplist"] = config.stoplist
+    return inputs
 
 
 def _link_text(

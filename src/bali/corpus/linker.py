@@ -218,6 +218,80 @@ def normalise_names(names: Sequence[str]) -> tuple[list[str], list[bool], list[b
     return keys, has_letter, possessive
 
 
+# Dictionary keys -> node ids, and keys -> case-sensitive acronym spelling -> node ids.
+_Insensitive = dict[str, set[int]]
+_Sensitive = dict[str, dict[str, set[int]]]
+
+
+def _index_names(
+    names: Sequence[str],
+    node_ids: Sequence[int] | np.ndarray,
+    opts: LinkerOptions,
+    stoplist: Iterable[str],
+    skipped: dict[str, int],
+    show_progress: bool | None,
+) -> tuple[_Insensitive, _Sensitive]:
+    """The nodes of every dictionary key: case-insensitive keys (with their spelling variants), and
+    acronyms by their case-sensitive spelling; names left out are counted in ``skipped``."""
+    stop = {normalise_name(s) for s in stoplist}
+    insensitive: _Insensitive = {}
+    sensitive: _Sensitive = {}
+    nodes = np.asarray(node_ids).tolist()
+    keys, has_letter, possessive = normalise_names(names)
+    for name, node, key, letter, variants in tqdm(
+        zip(names, nodes, keys, has_letter, possessive, strict=True),
+        total=len(names),
+        desc="dictionary",
+        unit=" names",
+        disable=True if show_progress is False else None,
+        mininterval=2.0,
+    ):
+        if len(key) < opts.min_length:
+            skipped["too_short"] += 1
+            continue
+        if not letter:
+            skipped["no_letter"] += 1
+            continue
+        if key in stop:
+            skipped["stoplist"] += 1
+            continue
+        if is_acronym(name.strip(), opts.acronym_max_length):
+            sensitive.setdefault(key, {}).setdefault(_case_key(name), set()).add(node)
+        else:
+            spellings = possessive_variants(key) if variants else [key]
+            if opts.number_variants:
+                spellings += [v for k in spellings if (v := number_variant(k))]
+            for spelling in spellings:
+                insensitive.setdefault(spelling, set()).add(node)
+    return insensitive, sensitive
+
+
+def _build_automaton(
+    insensitive: _Insensitive,
+    sensitive: _Sensitive,
+    ambiguous: Literal["all", "none"],
+    skipped: dict[str, int],
+) -> ahocorasick.Automaton:
+    """An automaton entry per key: ``(length, nodes, acronym spelling -> nodes or None)``; with
+    ``ambiguous="none"`` what several concepts share is left out and counted in ``skipped``."""
+    automaton = ahocorasick.Automaton()
+    for key in set(insensitive) | set(sensitive):
+        plain = tuple(sorted(insensitive.get(key, ())))
+        exact = {s: tuple(sorted(v)) for s, v in sensitive.get(key, {}).items()}
+        if ambiguous == "none":
+            if len(plain) > 1:
+                skipped["ambiguous"] += 1
+                plain = ()
+            for surface in [s for s, v in exact.items() if len(v) > 1]:
+                skipped["ambiguous"] += 1
+                del exact[surface]
+            if not plain and not exact:
+                continue
+        # Stored between spaces: a match starts and ends at a word boundary by construction.
+        automaton.add_word(f" {key} ", (len(key) + 1, plain, exact or None))
+    return automaton
+
+
 class DictionaryLinker:
     """Longest-match dictionary linker over KG names; build once per run, then call :meth:`link`."""
 
@@ -230,54 +304,9 @@ class DictionaryLinker:
         show_progress: bool | None = None,
     ) -> None:
         self.options = options or LinkerOptions()
-        opts = self.options
-        stop = {normalise_name(s) for s in stoplist}
-        insensitive: dict[str, set[int]] = {}
-        sensitive: dict[str, dict[str, set[int]]] = {}
         skipped = {"too_short": 0, "no_letter": 0, "stoplist": 0, "ambiguous": 0}
-        nodes = np.asarray(node_ids).tolist()
-        keys, has_letter, possessive = normalise_names(names)
-        for name, node, key, letter, variants in tqdm(
-            zip(names, nodes, keys, has_letter, possessive, strict=True),
-            total=len(names),
-            desc="dictionary",
-            unit=" names",
-            disable=True if show_progress is False else None,
-            mininterval=2.0,
-        ):
-            if len(key) < opts.min_length:
-                skipped["too_short"] += 1
-                continue
-            if not letter:
-                skipped["no_letter"] += 1
-                continue
-            if key in stop:
-                skipped["stoplist"] += 1
-                continue
-            if is_acronym(name.strip(), opts.acronym_max_length):
-                sensitive.setdefault(key, {}).setdefault(_case_key(name), set()).add(node)
-            else:
-                spellings = possessive_variants(key) if variants else [key]
-                if opts.number_variants:
-                    spellings += [v for k in spellings if (v := number_variant(k))]
-                for spelling in spellings:
-                    insensitive.setdefault(spelling, set()).add(node)
-        automaton = ahocorasick.Automaton()
-        keys = set(insensitive) | set(sensitive)
-        for key in keys:
-            plain = tuple(sorted(insensitive.get(key, ())))
-            exact = {s: tuple(sorted(v)) for s, v in sensitive.get(key, {}).items()}
-            if opts.ambiguous == "none":
-                if len(plain) > 1:
-                    skipped["ambiguous"] += 1
-                    plain = ()
-                for surface in [s for s, v in exact.items() if len(v) > 1]:
-                    skipped["ambiguous"] += 1
-                    del exact[surface]
-                if not plain and not exact:
-                    continue
-            # Stored between spaces: a match starts and ends at a word boundary by construction.
-            automaton.add_word(f" {key} ", (len(key) + 1, plain, exact or None))
+        insensitive, sensitive = _index_names(names, node_ids, self.options, stoplist, skipped, show_progress)
+        automaton = _build_automaton(insensitive, sensitive, self.options.ambiguous, skipped)
         self.num_keys = len(automaton)
         self.skipped = skipped
         if self.num_keys:

@@ -205,6 +205,7 @@ def read_pubtator(path: Path, budget: InputBudget) -> Iterator[Document]:
     pending: list[GoldAnnotation] = []
 
     def finish() -> Iterator[Document]:
+        """The document read so far, if any and not empty, with its annotations that fit its text."""
         if pmid is None:
             return
         text = title or ""
@@ -235,34 +236,44 @@ def read_pubtator(path: Path, budget: InputBudget) -> Iterator[Document]:
             else:
                 abstract = parts[2]
             continue
-        fields = line.split("\t")
-        if len(fields) >= 3 and fields[1].isalpha() and fields[1].isupper():
-            budget.skipped["relation_lines"] += 1  # PMID  CID  id1  id2
-            continue
-        if len(fields) < 5:
-            budget.record(
-                "malformed_line",
-                "expected PMID<TAB>start<TAB>end<TAB>mention<TAB>type[<TAB>ids]",
-                path,
-                number,
-            )
-            continue
-        if fields[0] != pmid:
-            budget.record(
-                "malformed_line",
-                f"annotation for PMID {fields[0]} outside its document (current: {pmid})",
-                path,
-                number,
-            )
-            continue
-        try:
-            start, end = int(fields[1]), int(fields[2])
-        except ValueError:
-            budget.record("malformed_line", "start and end must be integers", path, number)
-            continue
-        ids = fields[5] if len(fields) > 5 else ""
-        pending.append(GoldAnnotation(start, end, fields[3], fields[4], ids, number))
+        ann = _pubtator_annotation(line, pmid, path, number, budget)
+        if ann is not None:
+            pending.append(ann)
     yield from finish()
+
+
+def _pubtator_annotation(
+    line: str, pmid: str | None, path: Path, number: int, budget: InputBudget
+) -> GoldAnnotation | None:
+    """The annotation on a tab-separated PubTator line of document ``pmid``, or None for a relation
+    line (counted as skipped) or a bad one (recorded)."""
+    fields = line.split("\t")
+    if len(fields) >= 3 and fields[1].isalpha() and fields[1].isupper():
+        budget.skipped["relation_lines"] += 1  # PMID  CID  id1  id2
+        return None
+    if len(fields) < 5:
+        budget.record(
+            "malformed_line",
+            "expected PMID<TAB>start<TAB>end<TAB>mention<TAB>type[<TAB>ids]",
+            path,
+            number,
+        )
+        return None
+    if fields[0] != pmid:
+        budget.record(
+            "malformed_line",
+            f"annotation for PMID {fields[0]} outside its document (current: {pmid})",
+            path,
+            number,
+        )
+        return None
+    try:
+        start, end = int(fields[1]), int(fields[2])
+    except ValueError:
+        budget.record("malformed_line", "start and end must be integers", path, number)
+        return None
+    ids = fields[5] if len(fields) > 5 else ""
+    return GoldAnnotation(start, end, fields[3], fields[4], ids, number)
 
 
 def read_bern2(path: Path, budget: InputBudget) -> Iterator[Document]:
