@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_data import EDGES, NAMES
 from torch.utils.data import DataLoader
 
 from bali.data import layout
@@ -15,7 +16,6 @@ from bali.data.dataset import BaliBatch, BaliCollator, BaliDataset
 from bali.data.masking import base_key, mask_tokens
 from bali.data.subgraph import sample_neighbours
 from bali.lm import load_tokenizer
-from conftest import EDGES, NAMES
 
 NEIGHBOURS = {}
 for _src, _dst, _rel in EDGES:

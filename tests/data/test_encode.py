@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tiny_data import SENTENCES, write_corpus
 
 from bali.cli import main
 from bali.data import layout
@@ -17,7 +18,6 @@ from bali.data.dataset import BaliDataset
 from bali.data.encode import build_dataset
 from bali.errors import BadInputError
 from bali.lm import load_tokenizer, tokenizer_fingerprint
-from conftest import SENTENCES, write_corpus
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ the workers would keep the epoch they were started with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -81,13 +81,41 @@ class BaliCollator:
         self.epoch = int(epoch)
 
     def __call__(self, items: Sequence[BaliItem]) -> BaliBatch:
-        files = self.files
         base = base_key(self.seed, self.epoch)
         keys = np.fromiter((it.index for it in items), dtype=np.int64, count=len(items))
-        batch_size = len(items)
+        corrupted, attention, labels = self._sentences(items, base, keys)
+        mention_index, targets, entity_keys, entity_slots = _entities(items, keys, attention.shape[1])
+        graph = self._subgraph(targets, base, entity_keys, entity_slots)
+        num_entities = len(targets)
+        batch = BaliBatch(
+            input_ids=torch.from_numpy(corrupted),
+            attention_mask=torch.from_numpy(attention),
+            mlm_labels=torch.from_numpy(labels),
+            mention_token_index=torch.from_numpy(mention_index.astype(np.int64)),
+            entity_node_ids=torch.from_numpy(graph.node_ids[:num_entities]),
+            name_input_ids=torch.from_numpy(graph.name_ids),
+            name_attention_mask=torch.from_numpy(graph.name_mask),
+            graph_node_names=torch.from_numpy(graph.node_names.astype(np.int64)),
+            graph_edge_index=torch.from_numpy(
+                np.stack([num_entities + np.arange(len(graph.owner), dtype=np.int64), graph.owner])
+            ),
+            graph_edge_relations=torch.from_numpy(graph.relations),
+            neighbour_node_ids=torch.from_numpy(graph.node_ids[num_entities:]),
+        )
+        if self.graph_format == "linear":
+            ids, mask = self._linearise(graph, num_entities)
+            batch.linear_input_ids = torch.from_numpy(ids)
+            batch.linear_attention_mask = torch.from_numpy(mask)
+        return batch
 
-        # Sentences: pad, then mask. Special tokens (incl. [UNK], as in HF's MLM collator) and padding
-        # are never selected.
+    def _sentences(
+        self, items: Sequence[BaliItem], base: np.ndarray, keys: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pad the sentences, then MLM-mask them: (corrupted ids, attention mask, labels), all [B, L].
+
+        Special tokens (incl. [UNK], as in HF's MLM collator) and padding are never selected.
+        """
+        batch_size = len(items)
         lengths = np.fromiter((len(it.input_ids) for it in items), dtype=np.int64, count=batch_size)
         width = int(lengths.max(initial=0))
         rows = np.repeat(np.arange(batch_size), lengths)
@@ -100,24 +128,13 @@ class BaliCollator:
         corrupted, labels = mask_tokens(
             input_ids, maskable, base, keys, self.mlm_probability, self.mask_id, self.vocab_size
         )
+        return corrupted, attention, labels
 
-        # Mention tokens -> batch entity index (one entity per (sentence, concept)).
-        mention_counts = np.fromiter((len(it.mention_positions) for it in items), np.int64, batch_size)
-        entity_counts = np.fromiter((len(it.entity_nodes) for it in items), np.int64, batch_size)
-        entity_offsets = exclusive_cumsum(entity_counts)
-        positions = _cat([it.mention_positions for it in items])
-        mention_owner = np.repeat(np.arange(batch_size), mention_counts)
-        mention_index = np.stack(
-            [
-                mention_owner * width + positions,
-                _cat([it.mention_entities for it in items]) + entity_offsets[mention_owner],
-            ]
-        )
-        targets = _cat([it.entity_nodes for it in items])
-        entity_keys = np.repeat(keys, entity_counts)
-        entity_slots = np.arange(len(targets), dtype=np.int64) - np.repeat(entity_offsets[:-1], entity_counts)
-
-        # Subgraphs: up to k neighbours per entity, one random name per node, edges neighbour -> target.
+    def _subgraph(
+        self, targets: np.ndarray, base: np.ndarray, entity_keys: np.ndarray, entity_slots: np.ndarray
+    ) -> _Subgraph:
+        """Up to k neighbours per entity, one random name per node, edges neighbour -> target."""
+        files = self.files
         owner, edges = sample_neighbours(
             files.array(layout.GRAPH_INDPTR), targets, self.neighbours, base, entity_keys, entity_slots
         )
@@ -139,41 +156,63 @@ class BaliCollator:
         name_ids, name_mask = gather_sequences(
             files.array(layout.NAME_INPUT_IDS), files.array(layout.NAME_OFFSETS), distinct, self.pad_id
         )
-        num_entities = len(targets)
         node_ids = np.asarray(files.array(layout.NODES)[graph_nodes], dtype=np.int64)
-        batch = BaliBatch(
-            input_ids=torch.from_numpy(corrupted),
-            attention_mask=torch.from_numpy(attention),
-            mlm_labels=torch.from_numpy(labels),
-            mention_token_index=torch.from_numpy(mention_index.astype(np.int64)),
-            entity_node_ids=torch.from_numpy(node_ids[:num_entities]),
-            name_input_ids=torch.from_numpy(name_ids),
-            name_attention_mask=torch.from_numpy(name_mask),
-            graph_node_names=torch.from_numpy(graph_node_names.astype(np.int64)),
-            graph_edge_index=torch.from_numpy(
-                np.stack([num_entities + np.arange(len(owner), dtype=np.int64), owner])
-            ),
-            graph_edge_relations=torch.from_numpy(relations),
-            neighbour_node_ids=torch.from_numpy(node_ids[num_entities:]),
+        return _Subgraph(owner, draw_in_owner, relations, node_ids, graph_node_names, name_ids, name_mask)
+
+    def _linearise(self, graph: _Subgraph, num_entities: int) -> tuple[np.ndarray, np.ndarray]:
+        """The linear-graph sequences of the sampled subgraph (see :func:`linearise`)."""
+        return linearise(
+            graph.name_ids,
+            graph.name_mask.sum(axis=1),
+            (self.name_prefix, self.name_suffix),
+            graph.node_names,
+            num_entities,
+            graph.owner,
+            graph.draw_in_owner,
+            graph.relations,
+            self.files.array(layout.RELATION_INPUT_IDS),
+            self.files.array(layout.RELATION_OFFSETS),
+            (self.cls_id, self.sep_id, self.pad_id),
+            self.linear_max_length,
         )
-        if self.graph_format == "linear":
-            ids, mask = linearise(
-                name_ids,
-                name_mask.sum(axis=1),
-                (self.name_prefix, self.name_suffix),
-                graph_node_names,
-                num_entities,
-                owner,
-                draw_in_owner,
-                relations,
-                files.array(layout.RELATION_INPUT_IDS),
-                files.array(layout.RELATION_OFFSETS),
-                (self.cls_id, self.sep_id, self.pad_id),
-                self.linear_max_length,
-            )
-            batch.linear_input_ids = torch.from_numpy(ids)
-            batch.linear_attention_mask = torch.from_numpy(mask)
-        return batch
+
+
+class _Subgraph(NamedTuple):
+    """The sampled star subgraphs of a batch: N targets, then one graph node per sampled edge."""
+
+    owner: np.ndarray  # [N_nb] target (entity index) of each sampled edge, grouped by target
+    draw_in_owner: np.ndarray  # [N_nb] rank of the edge among its target's draws
+    relations: np.ndarray  # [N_nb] relation id of each edge
+    node_ids: np.ndarray  # [N + N_nb] KG node id of each graph node
+    node_names: np.ndarray  # [N + N_nb] row of the name matrix of each graph node
+    name_ids: np.ndarray  # [U, Lc] distinct names
+    name_mask: np.ndarray  # [U, Lc]
+
+
+def _entities(
+    items: Sequence[BaliItem], keys: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mention tokens -> batch entity index (one entity per (sentence, concept)).
+
+    Returns the [2, E] mention index (flat token position, entity), the entities' node ids and, per
+    entity, its sample key and slot within its sentence (what its random draws are keyed by).
+    """
+    batch_size = len(items)
+    mention_counts = np.fromiter((len(it.mention_positions) for it in items), np.int64, batch_size)
+    entity_counts = np.fromiter((len(it.entity_nodes) for it in items), np.int64, batch_size)
+    entity_offsets = exclusive_cumsum(entity_counts)
+    positions = _cat([it.mention_positions for it in items])
+    mention_owner = np.repeat(np.arange(batch_size), mention_counts)
+    mention_index = np.stack(
+        [
+            mention_owner * width + positions,
+            _cat([it.mention_entities for it in items]) + entity_offsets[mention_owner],
+        ]
+    )
+    targets = _cat([it.entity_nodes for it in items])
+    entity_keys = np.repeat(keys, entity_counts)
+    entity_slots = np.arange(len(targets), dtype=np.int64) - np.repeat(entity_offsets[:-1], entity_counts)
+    return mention_index, targets, entity_keys, entity_slots
 
 
 def _cat(arrays: list[np.ndarray]) -> np.ndarray:

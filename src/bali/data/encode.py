@@ -296,29 +296,63 @@ class SentenceEncoder:
         n = len(texts)
         ids, offsets, lengths = self._tokenise(texts)
         tok_base = exclusive_cumsum(lengths)
+        token_sentence = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        kept_tokens = np.minimum(lengths, self.content_length)
         text_lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
         local = mentions.sentence_ids - first_sid
         self.counts["mentions_read"] += len(local)
         valid = self._validate(mentions, local, text_lengths)
+        lo, hi = _token_spans(mentions, local, offsets, token_sentence, tok_base, text_lengths)
+        aligned = self._count_alignment(valid, lo, hi, kept_tokens[local], lengths)
+        positions, entities, pair_counts, entity_nodes, entity_counts = self._entities(
+            mentions, local, lo, hi, aligned, n
+        )
+        keep = self._keep_sentences(lengths, np.bincount(local, minlength=n) > 0, entity_counts)
+        kept = np.nonzero(keep)[0]
+        out, out_lengths = self._assemble(ids, kept_tokens, keep, token_sentence, tok_base)
+        return EncodedBlock(
+            input_ids=out,
+            input_lengths=out_lengths,
+            mention_positions=positions.astype(np.int32),
+            mention_entities=entities.astype(np.int32),
+            mention_counts=pair_counts[kept],
+            entity_nodes=entity_nodes.astype(np.int32),
+            entity_counts=entity_counts[kept],
+            sentence_ids=kept.astype(np.int64) + first_sid,
+        )
 
-        # Monotone keys (sentence, char offset) over the whole block: two searchsorted calls find,
-        # for every mention, the first token starting inside it and the last token ending inside it.
-        big = int(text_lengths.max(initial=0)) + 2
-        token_sentence = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        start_keys = np.maximum.accumulate(token_sentence * big + offsets[:, 0])
-        end_keys = np.maximum.accumulate(token_sentence * big + offsets[:, 1])
-        lo = np.searchsorted(start_keys, local * big + mentions.starts, side="left") - tok_base[local]
-        hi = np.searchsorted(end_keys, local * big + mentions.ends, side="right") - tok_base[local]
-        kept_tokens = np.minimum(lengths, self.content_length)
-        truncated = valid & (hi > kept_tokens[local])
+    def _count_alignment(
+        self, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray, kept_tokens: np.ndarray, lengths: np.ndarray
+    ) -> np.ndarray:
+        """Mask of the valid mentions that survive truncation whole and cover at least one token.
+
+        Counts the dropped mentions and the truncated sentences. ``kept_tokens`` is per mention (the
+        tokens its sentence keeps), ``lengths`` per sentence.
+        """
+        truncated = valid & (hi > kept_tokens)
         tokenless = valid & ~truncated & (hi <= lo)
         aligned = valid & ~truncated & ~tokenless
         self.counts["mentions_dropped_truncated"] += int(np.count_nonzero(truncated))
         self.counts["mentions_dropped_no_whole_token"] += int(np.count_nonzero(tokenless))
         self.counts["mentions_aligned"] += int(np.count_nonzero(aligned))
         self.counts["sentences_truncated"] += int(np.count_nonzero(lengths > self.content_length))
+        return aligned
 
-        # Expand mentions to (mention, concept), then to (sentence, concept, token) and deduplicate.
+    def _entities(
+        self,
+        mentions: MentionBlock,
+        local: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        aligned: np.ndarray,
+        n: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(token, entity) pairs and entities (one per (sentence, concept)) of the aligned mentions.
+
+        Mentions expand to (mention, concept), then to (sentence, concept, token), deduplicated.
+        Returns, grouped by sentence: each pair's token position and sentence-local entity, pairs
+        per sentence (all ``n``), each entity's KG node id, and entities per sentence (all ``n``).
+        """
         sel = np.nonzero(aligned)[0]
         node_starts = exclusive_cumsum(mentions.node_counts)[:-1]
         pair_mention = np.repeat(sel, mentions.node_counts[sel])
@@ -335,8 +369,12 @@ class SentenceEncoder:
         pair_sentence = entity_sentence[pair_entity]
         pair_local_entity = pair_entity - exclusive_cumsum(entity_counts)[pair_sentence]
         pair_counts = np.bincount(pair_sentence, minlength=n)
+        return keys % width, pair_local_entity, pair_counts, entity_keys % self.num_nodes, entity_counts
 
-        has_mentions = np.bincount(local, minlength=n) > 0
+    def _keep_sentences(
+        self, lengths: np.ndarray, has_mentions: np.ndarray, entity_counts: np.ndarray
+    ) -> np.ndarray:
+        """Mask of the sentences to keep: not empty, and with an entity if so configured (counted)."""
         keep = lengths > 0
         self.counts["sentences_dropped_empty"] += int(np.count_nonzero(~keep))
         if self.drop_without_mentions:
@@ -345,10 +383,21 @@ class SentenceEncoder:
                 np.count_nonzero(keep & has_mentions & (entity_counts == 0))
             )
             keep &= entity_counts > 0
-        kept = np.nonzero(keep)[0]
+        return keep
 
-        # Assemble prefix + first tokens + suffix for every kept sentence, without a Python loop.
-        content = kept_tokens[kept]
+    def _assemble(
+        self,
+        ids: np.ndarray,
+        kept_tokens: np.ndarray,
+        keep: np.ndarray,
+        token_sentence: np.ndarray,
+        tok_base: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Prefix + first ``kept_tokens`` tokens + suffix of every kept sentence, without a Python loop.
+
+        Returns the flat int32 token ids and the per-sentence lengths.
+        """
+        content = kept_tokens[keep]
         out_lengths = content + len(self.prefix) + len(self.suffix)
         out_starts = exclusive_cumsum(out_lengths)
         out = np.empty(int(out_starts[-1]), dtype=np.int32)
@@ -360,17 +409,28 @@ class SentenceEncoder:
         token_local = np.arange(len(ids), dtype=np.int64) - tok_base[token_sentence]
         take = keep[token_sentence] & (token_local < kept_tokens[token_sentence])
         out[out_starts[rank[token_sentence[take]]] + len(self.prefix) + token_local[take]] = ids[take]
+        return out, out_lengths
 
-        return EncodedBlock(
-            input_ids=out,
-            input_lengths=out_lengths,
-            mention_positions=(keys % width).astype(np.int32),
-            mention_entities=pair_local_entity.astype(np.int32),
-            mention_counts=pair_counts[kept],
-            entity_nodes=(entity_keys % self.num_nodes).astype(np.int32),
-            entity_counts=entity_counts[kept],
-            sentence_ids=kept.astype(np.int64) + first_sid,
-        )
+
+def _token_spans(
+    mentions: MentionBlock,
+    local: np.ndarray,
+    offsets: np.ndarray,
+    token_sentence: np.ndarray,
+    tok_base: np.ndarray,
+    text_lengths: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence-local token range [lo, hi) of every mention: tokens whose character span lies inside it.
+
+    Monotone keys (sentence, char offset) over the whole block: two searchsorted calls find, for
+    every mention, the first token starting inside it and the last token ending inside it.
+    """
+    big = int(text_lengths.max(initial=0)) + 2
+    start_keys = np.maximum.accumulate(token_sentence * big + offsets[:, 0])
+    end_keys = np.maximum.accumulate(token_sentence * big + offsets[:, 1])
+    lo = np.searchsorted(start_keys, local * big + mentions.starts, side="left") - tok_base[local]
+    hi = np.searchsorted(end_keys, local * big + mentions.ends, side="right") - tok_base[local]
+    return lo, hi
 
 
 class ShardWriter:
@@ -511,6 +571,14 @@ def write_graph_and_names(
     nodes follow as local ids M.., so the collator never touches the KG.
     """
     targets = np.nonzero(mentioned)[0].astype(np.int64)
+    nodes, graph_counts = _write_graph(kg, out, targets)
+    name_counts = _write_names(kg, kg_dir, out, nodes, tokenizer, config)
+    _write_relations(kg, kg_dir, out, tokenizer, config)
+    return targets, {**graph_counts, **name_counts}
+
+
+def _write_graph(kg: KnowledgeGraph, out: Path, targets: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Write the targets' neighbour CSR in local node ids; return the KG ids of all local nodes and counts."""
     kg_indptr = np.asarray(kg.indptr)
     degree = kg_indptr[targets + 1] - kg_indptr[targets]
     edges = ragged_arange(kg_indptr[targets], degree)
@@ -528,7 +596,19 @@ def write_graph_and_names(
     np.save(out / layout.GRAPH_INDPTR, exclusive_cumsum(degree))
     np.save(out / layout.GRAPH_INDICES, neighbour_local.astype(np.int32))
     np.save(out / layout.GRAPH_RELATIONS, relations)
+    return nodes, {
+        "nodes": len(nodes),
+        "target_nodes": len(targets),
+        "neighbour_only_nodes": len(others),
+        "edges": len(edges),
+        "targets_without_neighbours": int(np.count_nonzero(degree == 0)),
+    }
 
+
+def _write_names(
+    kg: KnowledgeGraph, kg_dir: Path, out: Path, nodes: np.ndarray, tokenizer: Any, config: DataConfig
+) -> dict[str, int]:
+    """Tokenise every name of ``nodes``, store each distinct sequence once and each node's rows into them."""
     texts, name_counts, fallback = node_name_texts(kg, kg_dir, nodes)
     if config.lowercase:
         texts = [t.lower() for t in texts]
@@ -542,7 +622,16 @@ def write_graph_and_names(
     write_sequences(out, layout.NAME_INPUT_IDS, layout.NAME_OFFSETS, [list(k) for k in distinct])
     np.save(out / layout.NODE_NAMES_INDPTR, exclusive_cumsum(name_counts))
     np.save(out / layout.NODE_NAME_ROWS, rows)
+    return {
+        "names": len(sequences),
+        "distinct_name_sequences": len(distinct),
+        "names_at_max_length": int(sum(len(s) >= config.name_max_length for s in sequences)),
+        "nodes_named_by_fallback": fallback,
+    }
 
+
+def _write_relations(kg: KnowledgeGraph, kg_dir: Path, out: Path, tokenizer: Any, config: DataConfig) -> None:
+    """Copy the KG's relation table and store the tokenised relation phrases (no special tokens)."""
     phrases = list(kg.relation_phrases)
     (out / layout.RELATIONS).write_bytes((kg_dir / KG_RELATIONS).read_bytes())
     if config.lowercase:
@@ -553,17 +642,6 @@ def write_graph_and_names(
         layout.RELATION_OFFSETS,
         tokenise_texts(tokenizer, phrases, RELATION_MAX_LENGTH, False, "tokenising relation phrases"),
     )
-    return targets, {
-        "nodes": len(nodes),
-        "target_nodes": len(targets),
-        "neighbour_only_nodes": len(others),
-        "edges": len(edges),
-        "targets_without_neighbours": int(np.count_nonzero(degree == 0)),
-        "names": len(sequences),
-        "distinct_name_sequences": len(distinct),
-        "names_at_max_length": int(sum(len(s) >= config.name_max_length for s in sequences)),
-        "nodes_named_by_fallback": fallback,
-    }
 
 
 def remap_entities(writer: ShardWriter, targets: np.ndarray) -> None:
@@ -620,16 +698,7 @@ def build_dataset(
     """
     kg_dir, corpus_dir, out_dir = Path(kg_dir), Path(corpus_dir), Path(out_dir)
     kg = KnowledgeGraph.load(kg_dir)
-    corpus_manifest = read_manifest(corpus_dir, "corpus")
-    linked_kg = corpus_manifest.get("inputs", {}).get("kg")
-    if isinstance(linked_kg, dict) and linked_kg.get("fingerprint") not in (None, fingerprint(kg_dir)):
-        raise BadInputError(
-            f"the corpus was linked against another KG ({linked_kg.get('path')}); node ids would not match",
-            corpus_dir,
-        )
-    for name in (SENTENCES, MENTIONS):
-        if not (corpus_dir / name).exists():
-            raise BadInputError(f"linked corpus is missing {name}", corpus_dir)
+    _check_corpus(kg_dir, corpus_dir)
     tokenizer = load_tokenizer(model)
     check_offsets(tokenizer, model)
     errors = ErrorBudget(max_errors)
@@ -650,31 +719,7 @@ def build_dataset(
         targets, graph_counts = write_graph_and_names(kg, kg_dir, tmp, mentioned, tokenizer, config)
         remap_entities(writer, targets)
         split_counts = split_sentences(tmp, writer, config.validation_fraction)
-        kept = sum(writer.sizes)
-        counts = {
-            "sentences_read": encoder.counts["sentences_read"],
-            "sentences_kept": kept,
-            "sentences_dropped": {
-                reason: encoder.counts[f"sentences_dropped_{reason}"]
-                for reason in ("empty", "no_mentions", "no_aligned_mentions")
-            },
-            "sentences_truncated": encoder.counts["sentences_truncated"],
-            "splits": split_counts,
-            "mentions_read": encoder.counts["mentions_read"],
-            "mentions_aligned": encoder.counts["mentions_aligned"],
-            "mentions_dropped": {
-                "truncated": encoder.counts["mentions_dropped_truncated"],
-                "no_whole_token": encoder.counts["mentions_dropped_no_whole_token"],
-                "without_node_ids": encoder.counts["mentions_without_node_ids"],
-                "bad_input": errors.total,
-            },
-            "tokens": writer.counts["tokens"],
-            "entities": writer.counts["entities"],
-            "mention_tokens": writer.counts["mention_tokens"],
-            "shards": len(writer.sizes),
-            **graph_counts,
-            "bad_input": errors.as_dict(),
-        }
+        counts = _build_counts(encoder, writer, errors, split_counts, graph_counts)
         manifest = make_manifest(
             layout.DATA_STAGE,
             {"kg": kg_dir, "corpus": corpus_dir},
@@ -684,5 +729,53 @@ def build_dataset(
             special_tokens=special_tokens(tokenizer, encoder.prefix, encoder.suffix),
         )
         write_json_atomic(tmp / "manifest.json", manifest)
-    log.info("data build: %d of %d sentences kept", kept, counts["sentences_read"])
+    log.info("data build: %d of %d sentences kept", counts["sentences_kept"], counts["sentences_read"])
     return manifest
+
+
+def _check_corpus(kg_dir: Path, corpus_dir: Path) -> None:
+    """Refuse a corpus linked against another KG (its node ids would not match) or missing a file."""
+    corpus_manifest = read_manifest(corpus_dir, "corpus")
+    linked_kg = corpus_manifest.get("inputs", {}).get("kg")
+    if isinstance(linked_kg, dict) and linked_kg.get("fingerprint") not in (None, fingerprint(kg_dir)):
+        raise BadInputError(
+            f"the corpus was linked against another KG ({linked_kg.get('path')}); node ids would not match",
+            corpus_dir,
+        )
+    for name in (SENTENCES, MENTIONS):
+        if not (corpus_dir / name).exists():
+            raise BadInputError(f"linked corpus is missing {name}", corpus_dir)
+
+
+def _build_counts(
+    encoder: SentenceEncoder,
+    writer: ShardWriter,
+    errors: ErrorBudget,
+    split_counts: dict[str, int],
+    graph_counts: dict[str, int],
+) -> dict[str, Any]:
+    """The manifest's counts: what was read, kept and dropped at each step, and why."""
+    return {
+        "sentences_read": encoder.counts["sentences_read"],
+        "sentences_kept": sum(writer.sizes),
+        "sentences_dropped": {
+            reason: encoder.counts[f"sentences_dropped_{reason}"]
+            for reason in ("empty", "no_mentions", "no_aligned_mentions")
+        },
+        "sentences_truncated": encoder.counts["sentences_truncated"],
+        "splits": split_counts,
+        "mentions_read": encoder.counts["mentions_read"],
+        "mentions_aligned": encoder.counts["mentions_aligned"],
+        "mentions_dropped": {
+            "truncated": encoder.counts["mentions_dropped_truncated"],
+            "no_whole_token": encoder.counts["mentions_dropped_no_whole_token"],
+            "without_node_ids": encoder.counts["mentions_without_node_ids"],
+            "bad_input": errors.total,
+        },
+        "tokens": writer.counts["tokens"],
+        "entities": writer.counts["entities"],
+        "mention_tokens": writer.counts["mention_tokens"],
+        "shards": len(writer.sizes),
+        **graph_counts,
+        "bad_input": errors.as_dict(),
+    }

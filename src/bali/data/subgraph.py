@@ -108,7 +108,6 @@ def linearise(
     rows, width = name_ids.shape
     lead, trail = name_specials
     pool = np.concatenate([name_ids.ravel(), np.asarray(relation_flat, dtype=np.int64), [cls_id, sep_id]])
-    relation_base = rows * width
     cls_at, sep_at = len(pool) - 2, len(pool) - 1
     name_start = np.arange(rows, dtype=np.int64) * width + lead
     name_length = np.maximum(name_lengths - lead - trail, 0)
@@ -116,46 +115,53 @@ def linearise(
     neighbour_rows = graph_node_names[num_entities:]
     target_start, target_length = name_start[target_rows], name_length[target_rows]
     relation_offsets = np.asarray(relation_offsets, dtype=np.int64)
+    relation_start, relation_length = rows * width + relation_offsets[:-1], np.diff(relation_offsets)
     ones_n = np.ones(num_entities, dtype=np.int64)
     ones_e = np.ones(len(edge_owner), dtype=np.int64)
+    # Segments: 3 per target ([CLS] c [SEP]), 4 per edge (n r c [SEP]), each a (start, length) in pool.
+    head_start, head_length = _segment_columns(
+        [(ones_n * cls_at, ones_n), (target_start, target_length), (ones_n * sep_at, ones_n)]
+    )
+    edge_start, edge_length = _segment_columns(
+        [
+            (name_start[neighbour_rows], name_length[neighbour_rows]),
+            (relation_start[edge_relations], relation_length[edge_relations]),
+            (target_start[edge_owner], target_length[edge_owner]),
+            (ones_e * sep_at, ones_e),
+        ]
+    )
+    order, owner = _segment_order(num_entities, edge_owner, edge_rank)
+    lengths = np.concatenate([head_length, edge_length])[order]
+    tokens = pool[ragged_arange(np.concatenate([head_start, edge_start])[order], lengths)]
+    return _pack_rows(tokens, np.repeat(owner, lengths), num_entities, max_length, sep_id, pad_id)
 
-    # Segments: 3 per target ([CLS] c [SEP]), 4 per edge (n r c [SEP]), ordered by (target, slot).
+
+def _segment_columns(columns: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten per-row segment columns, each (pool start, length), into row-major start and length."""
+    starts = np.stack([start for start, _ in columns], axis=1).ravel()
+    lengths = np.stack([length for _, length in columns], axis=1).ravel()
+    return starts, lengths
+
+
+def _segment_order(
+    num_entities: int, edge_owner: np.ndarray, edge_rank: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sort the segments (3 per target, then 4 per edge) by (target, slot in the target's sequence).
+
+    Returns the permutation and the target of each segment in that order.
+    """
     seg_owner = np.concatenate([np.repeat(np.arange(num_entities), 3), np.repeat(edge_owner, 4)])
     seg_slot = np.concatenate(
         [np.tile(np.arange(3), num_entities), ((3 + 4 * edge_rank)[:, None] + np.arange(4)).ravel()]
     )
-    seg_start = np.concatenate(
-        [
-            np.stack([ones_n * cls_at, target_start, ones_n * sep_at], axis=1).ravel(),
-            np.stack(
-                [
-                    name_start[neighbour_rows],
-                    relation_base + relation_offsets[edge_relations],
-                    target_start[edge_owner],
-                    ones_e * sep_at,
-                ],
-                axis=1,
-            ).ravel(),
-        ]
-    )
-    seg_length = np.concatenate(
-        [
-            np.stack([ones_n, target_length, ones_n], axis=1).ravel(),
-            np.stack(
-                [
-                    name_length[neighbour_rows],
-                    relation_offsets[edge_relations + 1] - relation_offsets[edge_relations],
-                    target_length[edge_owner],
-                    ones_e,
-                ],
-                axis=1,
-            ).ravel(),
-        ]
-    )
     order = np.lexsort((seg_slot, seg_owner))
-    lengths = seg_length[order]
-    tokens = pool[ragged_arange(seg_start[order], lengths)]
-    token_owner = np.repeat(seg_owner[order], lengths)
+    return order, seg_owner[order]
+
+
+def _pack_rows(
+    tokens: np.ndarray, token_owner: np.ndarray, num_entities: int, max_length: int, sep_id: int, pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lay the tokens (grouped by target) out as padded rows, cutting at ``max_length`` with [SEP]."""
     per_target = np.bincount(token_owner, minlength=num_entities)
     position = np.arange(len(tokens)) - np.repeat(exclusive_cumsum(per_target)[:-1], per_target)
     keep = position < max_length
