@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-
 from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
 from bali.corpus.artifact import CorpusWriter
-from bali.kg.graph import Relation, write_kg
+from bali.kg.graph import Relation
+from tiny_kg import write_literal_kg
 
 Sentence = tuple[str, Sequence[tuple[int, int, Sequence[int]]]]
 
@@ -38,23 +36,7 @@ RELATIONS = [
 
 
 def write_tiny_kg(out: Path) -> Path:
-    concepts = pa.table(
-        {"source_id": [f"C{i}" for i in NAMES], "preferred_name": [names[0] for names in NAMES.values()]}
-    )
-    node_ids = np.array([node for node, names in NAMES.items() for _ in names])
-    names = [name for names in NAMES.values() for name in names]
-    src, dst, rel = (np.array(column) for column in zip(*EDGES, strict=True))
-    with atomic_output_dir(out) as tmp:
-        counts = write_kg(
-            tmp,
-            concepts=concepts,
-            name_node_ids=node_ids,
-            names=names,
-            edges=(src, dst, rel),
-            relations=RELATIONS,
-        )
-        write_json_atomic(tmp / "manifest.json", make_manifest("kg", {}, {}, counts))
-    return out
+    return write_literal_kg(out, NAMES, EDGES, RELATIONS)
 
 
 def write_corpus(out: Path, sentences: Sequence[Sentence]) -> Path:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pytest
 
 from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
@@ -14,7 +12,8 @@ from bali.config import BaliConfig, load_config
 from bali.corpus.artifact import CorpusWriter
 from bali.data.config import DataConfig
 from bali.data.encode import build_dataset
-from bali.kg.graph import Relation, write_kg
+from bali.kg.graph import Relation
+from tiny_kg import write_literal_kg
 
 NAMES = {
     0: ["aspirin", "acetylsalicylic acid"],
@@ -35,25 +34,8 @@ SENTENCES = [
 
 def build_tiny_dataset(root: Path, copies: int = 8, model: str = "builtin") -> Path:
     """KG of 6 concepts, a corpus of ``4 * copies`` sentences, and the dataset built from them."""
-    concepts = pa.table(
-        {"source_id": [f"C{i}" for i in NAMES], "preferred_name": [n[0] for n in NAMES.values()]}
-    )
-    node_ids = np.array([node for node, names in NAMES.items() for _ in names])
-    names = [name for names in NAMES.values() for name in names]
-    src, dst, rel = (np.array(column) for column in zip(*EDGES, strict=True))
-    with atomic_output_dir(root / "kg") as tmp:
-        counts = write_kg(
-            tmp,
-            concepts=concepts,
-            name_node_ids=node_ids,
-            names=names,
-            edges=(src, dst, rel),
-            relations=[
-                Relation("may_treat", phrase="may treat"),
-                Relation("related_to", phrase="is related to"),
-            ],
-        )
-        write_json_atomic(tmp / "manifest.json", make_manifest("kg", {}, {}, counts))
+    relations = [Relation("may_treat", phrase="may treat"), Relation("related_to", phrase="is related to")]
+    write_literal_kg(root / "kg", NAMES, EDGES, relations)
     with atomic_output_dir(root / "corpus") as tmp:
         with CorpusWriter(tmp, row_group=4) as writer:
             for i, (text, mentions) in enumerate(SENTENCES * copies):

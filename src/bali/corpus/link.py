@@ -38,7 +38,7 @@ from bali.corpus.artifact import CorpusWriter
 from bali.corpus.builtin import definition_documents
 from bali.corpus.config import CorpusConfig
 from bali.corpus.linker import DictionaryLinker, LinkedMention, LinkerOptions, read_stoplist
-from bali.corpus.readers import Document, GoldAnnotation, InputBudget, read_documents
+from bali.corpus.readers import Document, GoldAnnotation, InputBudget, check_input_file, read_documents
 from bali.corpus.sentences import split_sentences
 from bali.errors import BadInputError, ErrorBudget
 from bali.ids import split_gold_ids
@@ -289,10 +289,7 @@ def _check_inputs(config: CorpusConfig) -> None:
     if not config.inputs:
         raise BadInputError("no input files: pass --input FILE... --format FORMAT, or --builtin")
     for path in config.inputs:
-        if not Path(path).is_file():
-            raise BadInputError(
-                "input file not found" if not Path(path).exists() else "input is not a file", path
-            )
+        check_input_file(Path(path))
 
 
 def _build_linker(

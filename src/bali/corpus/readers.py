@@ -333,6 +333,12 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def check_input_file(path: Path) -> None:
+    """A clear error for an input that is missing or not a regular file."""
+    if not path.is_file():
+        raise BadInputError("input file not found" if not path.exists() else "input is not a file", path)
+
+
 def read_documents(
     paths: list[str | Path], fmt: str, budget: InputBudget, text_unit: Literal["line", "file"] = "line"
 ) -> Iterator[Document]:
@@ -341,8 +347,7 @@ def read_documents(
         raise BadInputError(f"unknown input format '{fmt}' (expected one of {', '.join(FORMATS)})")
     for raw in paths:
         path = Path(raw)
-        if not path.is_file():
-            raise BadInputError("input file not found" if not path.exists() else "input is not a file", path)
+        check_input_file(path)
         if fmt == "text":
             yield from read_text(path, budget, text_unit)
         elif fmt == "jsonl":

@@ -581,7 +581,6 @@ def _neighbourhood(
     if not path.is_file():
         raise BadInputError("--restrict-to file not found", path)
     wanted: list[int] = []
-    bad = 0
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             text = line.strip()
@@ -662,7 +661,7 @@ def _load(
     sources = _sources(atoms.sabs.values, name_nodes, sab_codes, num_nodes)
     xrefs = _xrefs(atoms, kept_idx, sab_codes, name_nodes)
 
-    semantic_types, sty_counts = _semantic_types(config, budget, directory, layout, scratch, index)
+    semantic_types, sty_counts = _semantic_types(budget, directory, layout, scratch, index)
     counts.update(sty_counts)
     definitions = _definitions(config, budget, directory, layout, scratch, index)
     concepts = pa.table(
@@ -852,7 +851,6 @@ class _Pairs:
 
 
 def _semantic_types(
-    config: KGConfig,
     budget: ErrorBudget,
     directory: Path,
     layout: dict[str, list[str]],
