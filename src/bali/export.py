@@ -87,11 +87,30 @@ def _model_card(
     results: dict[str, Any] | None,
     graph_config: dict[str, Any] | None,
 ) -> str:
-    model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", {})
-    base = str(model.get("name", "?"))
+    """The export's README.md: what the model is, how it was trained, on what, and how it scored."""
+    base = str(config.get("model", {}).get("name", "?"))
     if base == "builtin":
         base += " (the embedded all-MiniLM-L6-v2, a 6-layer BERT of width 384)"
-    lines = [
+    lines = _card_intro(base) + _card_training(config, trainer_state, graph_config, base)
+    lines += _card_counts("Training corpus", (data_manifest or {}).get("counts"))
+    lines += _card_counts("Knowledge graph", _kg_summary(data_manifest))
+    if results:
+        lines += ["", "## Evaluation", "", "```json", json.dumps(results, indent=2, default=str), "```"]
+    lines += [
+        "",
+        "Full configuration:",
+        "",
+        "```yaml",
+        yaml.safe_dump(config, sort_keys=False).rstrip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _card_intro(base: str) -> list[str]:
+    """Front matter, title and how to load the directory: the LM here, the graph encoder beside it."""
+    return [
         "---",
         "library_name: transformers",
         "tags: [bali, biomedical, knowledge-graph, fill-mask, feature-extraction]",
@@ -109,6 +128,15 @@ def _model_card(
         'model = AutoModel.from_pretrained("PATH")',
         'tokenizer = AutoTokenizer.from_pretrained("PATH")',
         "```",
+    ]
+
+
+def _card_training(
+    config: dict[str, Any], trainer_state: dict[str, Any], graph_config: dict[str, Any] | None, base: str
+) -> list[str]:
+    """The "Training" section: base model, graph encoder, loss, steps and the main hyperparameters."""
+    model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", {})
+    return [
         "",
         "## Training",
         "",
@@ -125,26 +153,15 @@ def _model_card(
         f"- data: {data.get('neighbours')} neighbours per concept, MLM probability {data.get('mlm_probability')}, "
         f"sentences up to {data.get('max_length')} tokens",
     ]
-    counts = (data_manifest or {}).get("counts") or {}
-    if counts:
-        lines += ["", "## Training corpus", ""]
-        lines += [f"- {key}: {value}" for key, value in counts.items() if not isinstance(value, dict | list)]
-    kg = _kg_summary(data_manifest)
-    if kg:
-        lines += ["", "## Knowledge graph", ""]
-        lines += [f"- {key}: {value}" for key, value in kg.items() if not isinstance(value, dict | list)]
-    if results:
-        lines += ["", "## Evaluation", "", "```json", json.dumps(results, indent=2, default=str), "```"]
-    lines += [
-        "",
-        "Full configuration:",
-        "",
-        "```yaml",
-        yaml.safe_dump(config, sort_keys=False).rstrip(),
-        "```",
-        "",
+
+
+def _card_counts(title: str, counts: dict[str, Any] | None) -> list[str]:
+    """A section listing the scalar counts (nested ones left out); nothing without counts."""
+    if not counts:
+        return []
+    return ["", f"## {title}", ""] + [
+        f"- {key}: {value}" for key, value in counts.items() if not isinstance(value, dict | list)
     ]
-    return "\n".join(lines)
 
 
 def _split_state(state: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from bali.cli import add_json_flag
 from bali.errors import BadInputError
 
 
@@ -169,11 +170,15 @@ def _report(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def register(subparsers: Any) -> None:
     """Add ``bali eval`` and its subcommands."""
-    from bali.cli import add_json_flag
-
     parser = subparsers.add_parser("eval", help="zero-shot entity linking, downstream fine-tuning, reports")
     sub = parser.add_subparsers(dest="eval_command", metavar="EVAL_COMMAND")
+    _add_linking(sub)
+    _add_task(sub)
+    _add_report(sub)
 
+
+def _add_linking(sub: Any) -> None:
+    """``bali eval linking``: models, dictionary, mention sets, scoring and search options."""
     p = sub.add_parser(
         "linking",
         help="zero-shot entity linking (nearest dictionary name by cosine), one row per model x pooling",
@@ -181,6 +186,19 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--model", action="append", required=True, help="builtin, a local dir or a cached id; repeatable"
     )
+    _add_linking_sources(p)
+    _add_linking_protocol(p)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--max-length", type=int, default=32)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    p.add_argument("--out", required=True, help="results directory (results.json, report.md, predictions/)")
+    p.add_argument("--overwrite", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(handler=_linking)
+
+
+def _add_linking_sources(p: argparse.ArgumentParser) -> None:
+    """What ``bali eval linking`` reads: the dictionary and the mention sets, with their formats."""
     p.add_argument("--dictionary", help="dictionary file: see --dictionary-format")
     p.add_argument(
         "--dictionary-format",
@@ -208,6 +226,10 @@ def register(subparsers: Any) -> None:
         help="keep only this type, e.g. Disease; with one --mentions repeatable (any of them), with "
         "several once for all or once per --mentions, comma-separated, '' for no filter",
     )
+
+
+def _add_linking_protocol(p: argparse.ArgumentParser) -> None:
+    """How ``bali eval linking`` scores: composites, embedding cache, search index, split, pooling, sampling."""
     p.add_argument(
         "--composites",
         choices=("any", "all"),
@@ -233,14 +255,10 @@ def register(subparsers: Any) -> None:
         "--abbreviations", action="store_true", help="add rows with Schwartz-Hearst expansion (PubTator only)"
     )
     p.add_argument("--max-mentions", type=int, help="score a fixed random sample of N mentions (seed 42)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--max-length", type=int, default=32)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
-    p.add_argument("--out", required=True, help="results directory (results.json, report.md, predictions/)")
-    p.add_argument("--overwrite", action="store_true")
-    add_json_flag(p)
-    p.set_defaults(handler=_linking)
 
+
+def _add_task(sub: Any) -> None:
+    """``bali eval task``: fine-tune over seeds or probe the frozen encoder on one downstream task."""
     p = sub.add_parser(
         "task", help="downstream task: fine-tune over seeds (GPU) or probe the frozen encoder (CPU minutes)"
     )
@@ -274,6 +292,9 @@ def register(subparsers: Any) -> None:
     add_json_flag(p)
     p.set_defaults(handler=_task)
 
+
+def _add_report(sub: Any) -> None:
+    """``bali eval report``: report.md and figures from a training run and evaluation results."""
     p = sub.add_parser("report", help="report.md + PNGs from a training run and evaluation results")
     p.add_argument("--run", help="training run directory (metrics.jsonl) or the metrics.jsonl file")
     p.add_argument(

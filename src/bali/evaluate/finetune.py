@@ -12,7 +12,7 @@ import copy
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from bali.errors import BadInputError
 from bali.evaluate.tasks import get_task
-from bali.evaluate.tasks.base import Example, TaskSpec, baselines
+from bali.evaluate.tasks.base import Example, TaskData, TaskSpec, baselines
 
 log = logging.getLogger(__name__)
 SUBSAMPLE_SEED = 0
@@ -145,49 +145,23 @@ def train_one_seed(
     device: str,
 ) -> dict[str, Any]:
     """Train, keep the best dev epoch, score it on test."""
-    from transformers import get_linear_schedule_with_warmup
-
     from bali.lm import load_tokenizer
 
     set_seed(seed)
     tokenizer = load_tokenizer(model_name)
     model = load_model(model_name, spec).to(device)
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": weight_decay,
-        },
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=lr)
-    steps_per_epoch = (len(train) + batch_size - 1) // batch_size
-    total = max(1, steps_per_epoch * epochs)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
+    steps = max(1, (len(train) + batch_size - 1) // batch_size * epochs)
+    optimizer, scheduler = _optimizer(model, lr, weight_decay, warmup_ratio, steps)
     generator = torch.Generator().manual_seed(seed)
     best_score, best_state, best_epoch = -float("inf"), None, -1
     history = []
     for epoch in range(epochs):
-        model.train()
         order = torch.randperm(len(train), generator=generator).tolist()
-        losses = []
-        for begin in tqdm(
-            range(0, len(order), batch_size), desc=f"seed {seed} epoch {epoch + 1}", disable=None, leave=False
-        ):
-            batch = make_batch(
-                tokenizer, spec, [train[i] for i in order[begin : begin + batch_size]], max_length
-            )
-            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
+        desc = f"seed {seed} epoch {epoch + 1}"
+        batches = _batches(tokenizer, spec, [train[i] for i in order], batch_size, max_length, desc)
+        train_loss = _train_epoch(model, batches, optimizer, scheduler, device)
         dev_metrics = spec.metric(predict(model, tokenizer, spec, dev, max_length, batch_size, device), dev)
-        history.append(
-            {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else 0.0, "dev": dev_metrics}
-        )
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "dev": dev_metrics})
         if dev_metrics[spec.main_metric] > best_score:
             best_score, best_epoch = dev_metrics[spec.main_metric], epoch + 1
             best_state = copy.deepcopy(model.state_dict())
@@ -201,6 +175,53 @@ def train_one_seed(
         "test": test_metrics,
         "history": history,
     }
+
+
+def _optimizer(
+    model: Any, lr: float, weight_decay: float, warmup_ratio: float, steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (no weight decay on biases and layer norms) with a linear warm-up then decay over ``steps``."""
+    from transformers import get_linear_schedule_with_warmup
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * steps), steps)
+
+
+def _batches(
+    tokenizer: Any, spec: TaskSpec, examples: list[Example], batch_size: int, max_length: int, desc: str
+) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch's batches in the order of ``examples``, tokenised as they are needed, with a progress bar."""
+    for begin in tqdm(range(0, len(examples), batch_size), desc=desc, disable=None, leave=False):
+        yield make_batch(tokenizer, spec, examples[begin : begin + batch_size], max_length)
+
+
+def _train_epoch(
+    model: Any,
+    batches: Iterable[dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    device: str,
+) -> float:
+    """One optimiser step per batch (gradients clipped to norm 1); the mean loss, 0 without batches."""
+    model.train()
+    losses = []
+    for batch in batches:
+        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses)) if losses else 0.0
 
 
 def finetune_task(
@@ -230,38 +251,10 @@ def finetune_task(
     spec = get_task(task)
     started = time.perf_counter()
     data = spec.reader(Path(data_dir))
-    full_sizes = data.sizes()
-    train = subsample(data.train, subsample_train)
-    dev = subsample(data.dev, subsample_eval)
-    test = subsample(data.test, subsample_eval)
-    for split, examples in (("train", train), ("dev", dev), ("test", test)):
-        if not examples:
-            raise BadInputError(f"the '{split}' split has no examples", data_dir)
-    recipe = spec.recipe
-    settings = {
-        "epochs": epochs or recipe.epochs,
-        "batch_size": batch_size or recipe.batch_size,
-        "lr": lr or recipe.lr,
-        "max_length": max_length or recipe.max_length,
-        "warmup_ratio": recipe.warmup_ratio,
-        "weight_decay": recipe.weight_decay,
-        "device": device,
-    }
-    runs = []
-    for i in range(seeds):
-        runs.append(
-            train_one_seed(model, spec, train, dev, test, seed=initial_seed + i, **settings)  # type: ignore[arg-type]
-        )
-        log.info("%s seed %d: test %s", spec.name, initial_seed + i, runs[-1]["test"])
-    keys = [k for k in runs[0]["test"] if k != "documents"]
-    summary = {
-        k: {
-            "mean": float(np.mean([r["test"][k] for r in runs])),
-            "std": float(np.std([r["test"][k] for r in runs])),
-            "values": [float(r["test"][k]) for r in runs],
-        }
-        for k in keys
-    }
+    train, dev, test = _splits(data, data_dir, subsample_train, subsample_eval)
+    settings = _settings(spec, epochs, batch_size, lr, max_length, device)
+    seed_values = [initial_seed + i for i in range(seeds)]
+    runs = _run_seeds(model, spec, train, dev, test, seed_values, settings)
     result: dict[str, Any] = {
         "task": spec.name,
         "mode": "finetune",
@@ -269,13 +262,13 @@ def finetune_task(
         "data": str(data_dir),
         "files": data.source,
         "split": "test",
-        "sizes": {"used": {"train": len(train), "dev": len(dev), "test": len(test)}, "available": full_sizes},
-        "seeds": [initial_seed + i for i in range(seeds)],
+        "sizes": {"used": TaskData(train, dev, test).sizes(), "available": data.sizes()},
+        "seeds": seed_values,
         "settings": settings,
         "metric_description": spec.metric_description
         + f"; main metric '{spec.main_metric}', std over seeds (ddof=0)",
         "main_metric": spec.main_metric,
-        "test": summary,
+        "test": _over_seeds(runs),
         "baselines": baselines(spec, train, test),
         "dev_best": {"mean": float(np.mean([r["dev"] for r in runs])), "values": [r["dev"] for r in runs]},
         "runs": runs,
@@ -286,3 +279,67 @@ def finetune_task(
 
         write_task_outputs(out_dir, result, f"BALI fine-tuning: {spec.name}", overwrite)
     return result
+
+
+def _splits(
+    data: TaskData, data_dir: str | Path, subsample_train: int | None, subsample_eval: int | None
+) -> tuple[list[Example], list[Example], list[Example]]:
+    """Train, dev and test as used (the same subsample for every seed); an empty one is an error."""
+    train = subsample(data.train, subsample_train)
+    dev = subsample(data.dev, subsample_eval)
+    test = subsample(data.test, subsample_eval)
+    for split, examples in (("train", train), ("dev", dev), ("test", test)):
+        if not examples:
+            raise BadInputError(f"the '{split}' split has no examples", data_dir)
+    return train, dev, test
+
+
+def _settings(
+    spec: TaskSpec,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    max_length: int | None,
+    device: str,
+) -> dict[str, Any]:
+    """The hyper-parameters of every seed's run: those given, the task's recipe for the rest."""
+    recipe = spec.recipe
+    return {
+        "epochs": epochs or recipe.epochs,
+        "batch_size": batch_size or recipe.batch_size,
+        "lr": lr or recipe.lr,
+        "max_length": max_length or recipe.max_length,
+        "warmup_ratio": recipe.warmup_ratio,
+        "weight_decay": recipe.weight_decay,
+        "device": device,
+    }
+
+
+def _run_seeds(
+    model: str,
+    spec: TaskSpec,
+    train: list[Example],
+    dev: list[Example],
+    test: list[Example],
+    seeds: list[int],
+    settings: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One fine-tuning run per seed, in order, each logging its test metrics."""
+    runs = []
+    for seed in seeds:
+        runs.append(train_one_seed(model, spec, train, dev, test, seed=seed, **settings))
+        log.info("%s seed %d: test %s", spec.name, seed, runs[-1]["test"])
+    return runs
+
+
+def _over_seeds(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean, std (ddof=0) and per-seed values of every test metric (the document count is no metric)."""
+    keys = [k for k in runs[0]["test"] if k != "documents"]
+    return {
+        k: {
+            "mean": float(np.mean([r["test"][k] for r in runs])),
+            "std": float(np.std([r["test"][k] for r in runs])),
+            "values": [float(r["test"][k]) for r in runs],
+        }
+        for k in keys
+    }

@@ -24,8 +24,8 @@ import logging
 import math
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -359,6 +359,17 @@ def set_names(sets: Sequence[MentionSet]) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class Encoding:
+    """How names and mentions are embedded, and where the dictionary vectors are cached."""
+
+    batch_size: int
+    max_length: int
+    device: Device
+    cache_dir: Path
+    cache_dtype: str
+
+
 @dataclass
 class LinkingRun:
     """The settings shared by every model of one call, and what the call has produced so far."""
@@ -368,13 +379,9 @@ class LinkingRun:
     pooling: Sequence[str]
     ks: Sequence[int]
     mrr_depth: int
-    batch_size: int
-    max_length: int
-    device: Device
     composites: str
     index: str
-    cache_dir: Path
-    cache_dtype: str
+    encoding: Encoding
     rows: list[dict[str, Any]] = field(default_factory=list)
     predictions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     hits: dict[tuple[str, str, str, str], np.ndarray] = field(default_factory=dict)
@@ -391,17 +398,18 @@ class LinkingRun:
         from bali.lm import load_encoder, load_tokenizer
 
         tokenizer, encoder = load_tokenizer(model_name), load_encoder(model_name)
+        encoding = self.encoding
         t0 = time.perf_counter()
         cached = dictionary_embeddings(
             encoder,
             tokenizer,
             self.dictionary.strings,
             self.pooling,
-            self.cache_dir,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            device=self.device,
-            dtype=self.cache_dtype,
+            encoding.cache_dir,
+            max_length=encoding.max_length,
+            batch_size=encoding.batch_size,
+            device=encoding.device,
+            dtype=encoding.cache_dtype,
             desc=f"{label}: names",
         )
         self.cache.append({"model": label, **cached.describe()})
@@ -413,10 +421,10 @@ class LinkingRun:
             tokenizer,
             strings,
             self.pooling,
-            self.cache_dir,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            device=self.device,
+            encoding.cache_dir,
+            max_length=encoding.max_length,
+            batch_size=encoding.batch_size,
+            device=encoding.device,
             desc=f"{label}: mentions",
         )
         queries = {p: in_input_order(v) for p, v in mentions.vectors.items()}
@@ -525,6 +533,25 @@ def evaluate_linking(
     to "all" and "no-composite". With ``out_dir`` the results directory is written atomically; the
     dict is returned either way.
     """
+    _check_options(models, pooling, composites)
+    ks = sorted(set(ks))
+    mrr_depth = max(mrr_depth, max(ks))
+    started = time.perf_counter()
+    sets = as_mention_sets(mentions, mention_format, entity_types)
+    dict_obj, prepared = _read_inputs(
+        dictionary, dictionary_format, sets, abbreviations, max_mentions, seed, subsets
+    )
+    with _cache_location(cache_dir, out_dir) as cache:
+        encoding = Encoding(batch_size, max_length, resolve_device(device), cache, cache_dtype)
+        run = LinkingRun(dict_obj, prepared, pooling, ks, mrr_depth, composites, index, encoding)
+        run.timing["load_seconds"] = time.perf_counter() - started
+        _evaluate_models(run, models, model_labels)
+    run.timing["total_seconds"] = time.perf_counter() - started
+    return _finish_run(run, device, abbreviations, seed if max_mentions else None, out_dir, overwrite)
+
+
+def _check_options(models: Sequence[str], pooling: Sequence[str], composites: str) -> None:
+    """Reject a call that cannot run before any file is read."""
     if not models:
         raise BadInputError("give at least one model")
     for p in pooling:
@@ -532,13 +559,21 @@ def evaluate_linking(
             raise BadInputError(f"unknown pooling '{p}' (expected one of {POOLINGS})")
     if composites not in COMPOSITES:
         raise BadInputError(f"unknown composites rule '{composites}' (expected one of {COMPOSITES})")
-    ks = sorted(set(ks))
-    mrr_depth = max(mrr_depth, max(ks))
-    started = time.perf_counter()
+
+
+def _read_inputs(
+    dictionary: str | Path | Dictionary,
+    dictionary_format: str,
+    sets: Sequence[MentionSet],
+    abbreviations: bool,
+    max_mentions: int | None,
+    seed: int,
+    subsets: Mapping[str, Callable[[Mention], bool]] | None,
+) -> tuple[Dictionary, list[PreparedSet]]:
+    """The dictionary, and every mention set read and sampled against it (abbreviations need PubTator)."""
     dict_obj = (
         dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary, dictionary_format)
     )
-    sets = as_mention_sets(mentions, mention_format, entity_types)
     prepared = [
         prepare_set(s, name, dict_obj, abbreviations, max_mentions, seed, subsets)
         for s, name in zip(sets, set_names(sets), strict=True)
@@ -547,35 +582,41 @@ def evaluate_linking(
         raise BadInputError(
             "--abbreviations needs document text (PubTator mentions)", prepared[0].stats["source"]
         )
-    with ExitStack() as stack:
-        if cache_dir is None:
-            cache_dir = (
-                Path(out_dir).parent / CACHE_DIRNAME
-                if out_dir is not None
-                else stack.enter_context(tempfile.TemporaryDirectory(prefix="bali-embeddings-"))
-            )
-        run = LinkingRun(
-            dict_obj,
-            prepared,
-            pooling,
-            ks,
-            mrr_depth,
-            batch_size,
-            max_length,
-            resolve_device(device),
-            composites,
-            index,
-            Path(cache_dir),
-            cache_dtype,
-        )
-        run.timing["load_seconds"] = time.perf_counter() - started
-        labels = list(model_labels) if model_labels else []
-        used: set[str] = set(labels)
-        for m_index, model_name in enumerate(models):
-            label = labels[m_index] if m_index < len(labels) else _model_label(str(model_name), used)
-            run.evaluate_model(label, str(model_name))
-    run.timing["total_seconds"] = time.perf_counter() - started
-    result = linking_result(run, device, abbreviations, seed if max_mentions else None)
+    return dict_obj, prepared
+
+
+@contextmanager
+def _cache_location(cache_dir: str | Path | None, out_dir: str | Path | None) -> Iterator[Path]:
+    """The given cache directory, else ``embedding_cache`` next to ``out_dir``, else a temporary
+    directory that is removed when the call ends."""
+    if cache_dir is not None:
+        yield Path(cache_dir)
+    elif out_dir is not None:
+        yield Path(out_dir).parent / CACHE_DIRNAME
+    else:
+        with tempfile.TemporaryDirectory(prefix="bali-embeddings-") as tmp:
+            yield Path(tmp)
+
+
+def _evaluate_models(run: LinkingRun, models: Sequence[str], model_labels: Sequence[str] | None) -> None:
+    """Each model in turn, under its given label, else a unique one made from its name."""
+    labels = list(model_labels) if model_labels else []
+    used: set[str] = set(labels)
+    for m_index, model_name in enumerate(models):
+        label = labels[m_index] if m_index < len(labels) else _model_label(str(model_name), used)
+        run.evaluate_model(label, str(model_name))
+
+
+def _finish_run(
+    run: LinkingRun,
+    device: str,
+    abbreviations: bool,
+    seed: int | None,
+    out_dir: str | Path | None,
+    overwrite: bool,
+) -> dict[str, Any]:
+    """The finished run's results, also written as a results directory when ``out_dir`` is given."""
+    result = linking_result(run, device, abbreviations, seed)
     if out_dir is not None:
         write_linking_results(result, run.predictions, out_dir, overwrite)
     return result
@@ -592,15 +633,15 @@ def linking_result(run: LinkingRun, device: str, abbreviations: bool, seed: int 
             "pooling": list(run.pooling),
             "ks": list(run.ks),
             "mrr_depth": run.mrr_depth,
-            "batch_size": run.batch_size,
-            "max_length": run.max_length,
+            "batch_size": run.encoding.batch_size,
+            "max_length": run.encoding.max_length,
             "abbreviations": abbreviations,
             "composites": run.composites,
             "device": device,
-            "device_used": run.device.name,
-            "precision": run.device.precision,
+            "device_used": run.encoding.device.name,
+            "precision": run.encoding.device.precision,
             "index": run.index,
-            "cache_dtype": run.cache_dtype,
+            "cache_dtype": run.encoding.cache_dtype,
             "seed": seed,
         },
         "cache": run.cache,
