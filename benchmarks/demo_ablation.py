@@ -27,6 +27,7 @@ takes the 1,000 dev held-out synonyms as queries and searches only the names of 
 from __future__ import annotations
 
 import argparse
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,8 +40,19 @@ from bali.lm import load_encoder, load_tokenizer
 from bali.pipeline.stages import IN_CORPUS, corpus_coverage_subsets
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print the proxy table for the base model and each trained model (dev split only)."""
+class _Proxy(NamedTuple):
+    """The proxy task: dev held-out synonyms as queries, the cut dictionary, unrelated names."""
+
+    queries: list[str]
+    gold: np.ndarray  # one KG node key per held-out synonym
+    covered: np.ndarray  # per query: does the linked corpus mention its concept
+    names: list[str]
+    owners: np.ndarray  # the KG node key of each dictionary name
+    unrelated: list[str]  # preferred names of random concepts, for the mean cosine
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line: KG, corpus, base model, distractor count, trained models."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -49,47 +61,64 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", default="builtin", help="base model (default: builtin)")
     parser.add_argument("--distractors", type=int, default=15_000, help="random extra concepts")
     parser.add_argument("models", nargs="+", help="trained models (run_dir/final)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    kg = KnowledgeGraph.load(args.kg)
-    heldout = read_heldout(args.kg, split="dev")
-    gold = np.array([m.gold[0][0] for m in heldout])  # one KG node key per held-out synonym
-    queries = [m.text for m in heldout]
-    in_corpus = corpus_coverage_subsets(args.corpus)[IN_CORPUS]
+
+def _proxy(kg_dir: str, corpus: str, distractors: int) -> _Proxy:
+    """The dev held-out synonyms against the names of their concepts plus seeded random distractors."""
+    kg = KnowledgeGraph.load(kg_dir)
+    heldout = read_heldout(kg_dir, split="dev")
+    in_corpus = corpus_coverage_subsets(corpus)[IN_CORPUS]
     covered = np.array([in_corpus(m) for m in heldout])
     rng = np.random.default_rng(0)
     gold_nodes = np.array([kg.node_id(m.doc_id) for m in heldout])  # doc_id is the source id
-    nodes = np.unique(np.concatenate([gold_nodes, rng.choice(kg.num_nodes, args.distractors, replace=False)]))
+    nodes = np.unique(np.concatenate([gold_nodes, rng.choice(kg.num_nodes, distractors, replace=False)]))
     names, owner = [], []
     for node in nodes.tolist():
         for name in kg.names(node):
             names.append(name)
             owner.append(kg_node_key(node))
-    owners = np.array(owner)
     unrelated = [
         kg.names(int(n))[0]
         for n in np.random.default_rng(1).choice(kg.num_nodes, min(2000, kg.num_nodes), replace=False)
     ]
-    print(
-        f"{len(queries)} dev held-out synonyms ({int(covered.sum())} of concepts the corpus mentions), "
-        f"{len(names)} dictionary names"
+    return _Proxy(
+        queries=[m.text for m in heldout],
+        gold=np.array([m.gold[0][0] for m in heldout]),
+        covered=covered,
+        names=names,
+        owners=np.array(owner),
+        unrelated=unrelated,
     )
 
-    def evaluate(model: str) -> tuple[np.ndarray, float]:
-        tokenizer, encoder = load_tokenizer(model), load_encoder(model)
-        vectors = encode_texts(encoder, tokenizer, names + queries + unrelated, desc=model)["mean"]
-        dictionary, query = vectors[: len(names)], vectors[len(names) : len(names) + len(queries)]
-        hits = owners[np.argmax(query @ dictionary.T, axis=1)] == gold
-        pairs = vectors[-len(unrelated) :] @ vectors[-len(unrelated) :].T
-        mean_cos = float((pairs.sum() - np.trace(pairs)) / (len(unrelated) * (len(unrelated) - 1)))
-        return hits, mean_cos
 
+def _evaluate(model: str, proxy: _Proxy) -> tuple[np.ndarray, float]:
+    """Per query, whether ``model``'s nearest name is the gold concept's; and unrelated names' mean cosine."""
+    names, queries, unrelated = proxy.names, proxy.queries, proxy.unrelated
+    tokenizer, encoder = load_tokenizer(model), load_encoder(model)
+    vectors = encode_texts(encoder, tokenizer, names + queries + unrelated, desc=model)["mean"]
+    dictionary, query = vectors[: len(names)], vectors[len(names) : len(names) + len(queries)]
+    hits = proxy.owners[np.argmax(query @ dictionary.T, axis=1)] == proxy.gold
+    pairs = vectors[-len(unrelated) :] @ vectors[-len(unrelated) :].T
+    mean_cos = float((pairs.sum() - np.trace(pairs)) / (len(unrelated) * (len(unrelated) - 1)))
+    return hits, mean_cos
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the proxy table for the base model and each trained model (dev split only)."""
+    args = _parse_args(argv)
+    proxy = _proxy(args.kg, args.corpus, args.distractors)
+    covered = proxy.covered
+    print(
+        f"{len(proxy.queries)} dev held-out synonyms ({int(covered.sum())} of concepts the corpus mentions), "
+        f"{len(proxy.names)} dictionary names"
+    )
     print(
         f"{'model':<40} {'all':>6} {'in corpus':>9} {'not':>6} {'wins':>5} {'losses':>6} {'p':>6} {'mean cos':>8}"
     )
     base: np.ndarray | None = None
     for model in [args.base, *args.models]:
-        hits, mean_cos = evaluate(model)
+        hits, mean_cos = _evaluate(model, proxy)
         base = hits if base is None else base
         won, lost = won_lost(hits, base)
         print(

@@ -51,7 +51,8 @@ def _link_chunk(sentences: list[str]) -> int:
     return sum(len(_LINKER.link(s)) for s in sentences)
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
+    """The command line: work directory, synthetic size and seed, real KG, texts, passes, workers."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -63,70 +64,105 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="passes over the sentences")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pysbd-docs", type=int, default=200, help="documents for the pysbd comparison")
-    args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {}
+    return parser.parse_args()
 
+
+def _dictionary(args: argparse.Namespace) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    """Names and node ids of the synthetic KG (plus the real KG's), with load seconds and name counts."""
     began = time.perf_counter()
     kg = KnowledgeGraph.load(synthetic_kg(args.work, args.concepts, args.seed))
     names, node_ids = kg.all_names()
-    result["kg_seconds"] = round(time.perf_counter() - began, 1)
-    result["synthetic_names"] = len(names)
+    report: dict[str, Any] = {
+        "kg_seconds": round(time.perf_counter() - began, 1),
+        "synthetic_names": len(names),
+    }
     if args.real_kg:
         real = KnowledgeGraph.load(args.real_kg)
         real_names, real_ids = real.all_names()
         names = names + real_names
         node_ids = np.concatenate([node_ids, real_ids.astype(np.int64) + kg.num_nodes])
-        result["real_names"] = len(real_names)
-    result["dictionary_names"] = len(names)
+        report["real_names"] = len(real_names)
+    report["dictionary_names"] = len(names)
+    return names, node_ids, report
 
+
+def _build_linker(names: list[str], node_ids: np.ndarray) -> dict[str, Any]:
+    """Build the shared ``_LINKER``; its build wall and CPU seconds and its number of keys."""
     global _LINKER
     wall, cpu = time.perf_counter(), time.process_time()
     _LINKER = DictionaryLinker(names, node_ids)
-    result["build"] = {
+    return {
         "wall_s": round(time.perf_counter() - wall, 1),
         "cpu_s": round(time.process_time() - cpu, 1),
         "keys": _LINKER.num_keys,
     }
-    del names, node_ids
 
-    docs = [d.text for d in read_documents(args.text, "pubtator", InputBudget())]
+
+def _split(texts: list[str], pysbd_docs: int) -> tuple[list[str], dict[str, Any]]:
+    """The documents' sentences, with sentences per second of our splitter and of pysbd on a sample."""
+    docs = [d.text for d in read_documents(texts, "pubtator", InputBudget())]
     wall, cpu = time.perf_counter(), time.process_time()
     sentences = [doc[s:e] for doc in docs for s, e in split_sentences(doc)]
     split_wall, split_cpu = time.perf_counter() - wall, time.process_time() - cpu
-    result["splitting"] = {
+    report: dict[str, Any] = {
         "documents": len(docs),
         "sentences": len(sentences),
         "sentences_per_s_wall": round(len(sentences) / split_wall),
         "sentences_per_s_cpu": round(len(sentences) / split_cpu),
     }
-    if args.pysbd_docs:
-        import pysbd
+    if pysbd_docs:
+        report["pysbd_sentences_per_s_cpu"] = _pysbd_sentences_per_s_cpu(docs[:pysbd_docs])
+    return sentences, report
 
-        segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
-        sample = docs[: args.pysbd_docs]
-        cpu = time.process_time()
-        count = sum(len(segmenter.segment(d)) for d in sample)
-        result["splitting"]["pysbd_sentences_per_s_cpu"] = round(count / (time.process_time() - cpu))
 
-    total = len(sentences) * args.repeat
+def _pysbd_sentences_per_s_cpu(docs: list[str]) -> int:
+    """Sentences per CPU second of pysbd (char spans, no cleaning) over ``docs``."""
+    import pysbd
+
+    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    cpu = time.process_time()
+    count = sum(len(segmenter.segment(d)) for d in docs)
+    return round(count / (time.process_time() - cpu))
+
+
+def _link_one_process(sentences: list[str], repeat: int) -> tuple[int, dict[str, Any]]:
+    """Mentions found in ``repeat`` passes in this process, with mentions per sentence and speed."""
+    total = len(sentences) * repeat
     wall, cpu = time.perf_counter(), time.process_time()
-    mentions = sum(_link_chunk(sentences) for _ in range(args.repeat))
+    mentions = sum(_link_chunk(sentences) for _ in range(repeat))
     link_wall, link_cpu = time.perf_counter() - wall, time.process_time() - cpu
-    result["linking_1_process"] = {
+    return mentions, {
         "sentences": total,
         "mentions_per_sentence": round(mentions / total, 3),
         "sentences_per_s_wall": round(total / link_wall),
         "sentences_per_s_cpu": round(total / link_cpu),
     }
+
+
+def _link_in_processes(sentences: list[str], repeat: int, workers: int, mentions: int) -> dict[str, Any]:
+    """Wall-clock sentences per second of the same passes in ``workers`` forked processes."""
+    chunks = [sentences[i : i + 2000] for i in range(0, len(sentences), 2000)] * repeat
+    # fork: the workers share the automaton copy-on-write instead of unpickling it.
+    with mp.get_context("fork").Pool(workers) as pool:
+        wall = time.perf_counter()
+        assert sum(pool.imap_unordered(_link_chunk, chunks)) == mentions
+        link_wall = time.perf_counter() - wall
+    return {"sentences_per_s_wall": round(len(sentences) * repeat / link_wall)}
+
+
+def main() -> None:
+    """Build the dictionary linker, time splitting and linking, and print the report as JSON."""
+    args = _parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    names, node_ids, result = _dictionary(args)
+    result["build"] = _build_linker(names, node_ids)
+    del names, node_ids
+    sentences, result["splitting"] = _split(args.text, args.pysbd_docs)
+    mentions, result["linking_1_process"] = _link_one_process(sentences, args.repeat)
     if args.workers > 1:
-        chunks = [sentences[i : i + 2000] for i in range(0, len(sentences), 2000)] * args.repeat
-        # fork: the workers share the automaton copy-on-write instead of unpickling it.
-        with mp.get_context("fork").Pool(args.workers) as pool:
-            wall = time.perf_counter()
-            assert sum(pool.imap_unordered(_link_chunk, chunks)) == mentions
-            link_wall = time.perf_counter() - wall
-        result[f"linking_{args.workers}_processes"] = {"sentences_per_s_wall": round(total / link_wall)}
+        result[f"linking_{args.workers}_processes"] = _link_in_processes(
+            sentences, args.repeat, args.workers, mentions
+        )
     print(json.dumps(result, indent=2))
 
 

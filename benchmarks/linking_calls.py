@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,8 @@ DATA = Path("/work/shared/data")
 PUBTATOR = DATA / "bc5cdr/CDR_TestSet.PubTator.txt"
 BIOSYN = DATA / "biosyn_bc5cdr_disease_cl/test.concept"
 MEDIC = DATA / "medic/medic_06Jul2012.txt"
+# The columns of a result row compared before/after and printed.
+METRIC = ("benchmark", "model", "pooling", "protocol", "subset", "mentions", "acc@1", "acc@5", "mrr")
 
 
 def cut_medic(out: Path, names: int, seed: int = 0) -> int:
@@ -88,27 +91,31 @@ def timed(cmd: list[str], src: Path, log: Path) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
+    """The command line: work directory, dictionary size, the 'before' commit."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--names", type=int, default=15000)
     parser.add_argument("--before", required=True, help="commit whose code is 'today's'")
-    args = parser.parse_args()
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
-    repo = Path(__file__).resolve().parents[1]
+    return parser.parse_args()
+
+
+def _export_before(repo: Path, commit: str, work: Path) -> Path:
+    """The ``src`` tree of ``commit``, exported with ``git archive`` into ``work/before`` once."""
     before_src = work / "before"
     if not before_src.exists():
         before_src.mkdir()
         archive = subprocess.run(
-            ["git", "-C", str(repo), "archive", args.before, "src"], capture_output=True, check=True
+            ["git", "-C", str(repo), "archive", commit, "src"], capture_output=True, check=True
         )
         subprocess.run(["tar", "-x", "-C", str(before_src)], input=archive.stdout, check=True)
-    dictionary = work / "medic_cut.txt"
-    names = cut_medic(dictionary, args.names)
-    trained = work / "minilm_perturbed"
-    if not trained.exists():
-        perturbed_builtin(trained)
+    return before_src
+
+
+def _time_calls(
+    work: Path, repo: Path, before_src: Path, dictionary: Path, trained: Path
+) -> dict[str, float]:
+    """Wall seconds of the old code's two one-benchmark calls, then of this checkout's call, cold and warm."""
     bali = [sys.executable, "-m", "bali", "eval", "linking", "--model", "builtin", "--model", str(trained)]
     common = ["--dictionary", str(dictionary), "--device", "cpu", "--overwrite"]
     pub = ["--mentions", str(PUBTATOR), "--format", "pubtator", "--entity-type", "Disease"]
@@ -139,14 +146,34 @@ def main() -> None:
     ]
     times["one_call_cold"] = timed([*both, "--out", str(work / "both")], repo / "src", work / "both.log")
     times["one_call_warm"] = timed([*both, "--out", str(work / "both2")], repo / "src", work / "both2.log")
-    metric = ("benchmark", "model", "pooling", "protocol", "subset", "mentions", "acc@1", "acc@5", "mrr")
+    return times
+
+
+def _rows(work: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The one-call result rows, and whether their metrics equal those of the two old calls."""
     before_rows = sorted(
-        tuple({**r, "benchmark": source.name}[k] for k in metric)
+        tuple({**r, "benchmark": source.name}[k] for k in METRIC)
         for d, source in (("b_pub", PUBTATOR), ("b_bio", BIOSYN))
         for r in json.loads((work / d / "results.json").read_text())["rows"]
     )
     after_rows = json.loads((work / "both" / "results.json").read_text())["rows"]
-    same = before_rows == sorted(tuple(r[k] for k in metric) for r in after_rows)
+    return after_rows, before_rows == sorted(tuple(r[k] for k in METRIC) for r in after_rows)
+
+
+def main() -> None:
+    """Prepare the dictionary and the second model, time the calls and print the comparison as JSON."""
+    args = _parse_args()
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    repo = Path(__file__).resolve().parents[1]
+    before_src = _export_before(repo, args.before, work)
+    dictionary = work / "medic_cut.txt"
+    names = cut_medic(dictionary, args.names)
+    trained = work / "minilm_perturbed"
+    if not trained.exists():
+        perturbed_builtin(trained)
+    times = _time_calls(work, repo, before_src, dictionary, trained)
+    after_rows, same = _rows(work)
     separate = times["before_pubtator"] + times["before_biosyn"]
     print(
         json.dumps(
@@ -158,7 +185,7 @@ def main() -> None:
                 "speedup_warm_vs_cold": round(times["one_call_cold"] / times["one_call_warm"], 2),
                 "speedup_warm_vs_two_calls": round(separate / times["one_call_warm"], 2),
                 "rows_identical_to_before": same,
-                "rows": [{k: r[k] for k in metric} for r in after_rows],
+                "rows": [{k: r[k] for k in METRIC} for r in after_rows],
             },
             indent=2,
         )

@@ -25,7 +25,9 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -71,19 +73,23 @@ def read_names(path: str | None, limit: int, seed: int) -> list[str]:
     return [" ".join(rng.choice(words) for _ in range(rng.randint(1, 8))) for _ in range(limit)]
 
 
-def bare_forward(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+Batches = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def bare_forward(model: torch.nn.Module, batches: Batches) -> None:
     with torch.inference_mode():
         for input_ids, mask in batches:
             model(input_ids=input_ids, attention_mask=mask)
 
 
-def timed(fn) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
+    """The command line: model, names source and count, batch size, max length, repeats."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="builtin")
     parser.add_argument("--names", help="ID||name|... dictionary to sample names from (default: synthetic)")
@@ -91,31 +97,33 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    names = read_names(args.names, args.limit, seed=0)
-    tokenizer, model = load_tokenizer(args.model), load_encoder(args.model).eval()
-    tokens = tokenize(tokenizer, names, args.max_length)
+
+def _batches(
+    tokenizer: Any, names: list[str], batch_size: int, max_length: int
+) -> tuple[int, Batches, Batches]:
+    """The names' real token count and padded batches, in encoding (length-sorted) and in input order."""
+    tokens = tokenize(tokenizer, names, max_length)
     ids, order = [tokens.row(r) for r in range(len(tokens))], encoding_order(tokens)
     pad = tokenizer.pad_token_id
     sorted_batches = [
-        pad_batch([ids[i] for i in order[b : b + args.batch_size]], pad)
-        for b in range(0, len(order), args.batch_size)
+        pad_batch([ids[i] for i in order[b : b + batch_size]], pad) for b in range(0, len(order), batch_size)
     ]
-    unsorted_batches = [
-        pad_batch(ids[b : b + args.batch_size], pad) for b in range(0, len(ids), args.batch_size)
-    ]
-    real_tokens = int(sum(len(x) for x in ids))
-    padded_sorted = int(sum(b[0].numel() for b in sorted_batches))
-    padded_unsorted = int(sum(b[0].numel() for b in unsorted_batches))
-    bare_forward(model, sorted_batches[:2])  # warm-up
-    best = {
-        "encode_texts": (1e9, 0.0),
-        "dictionary_embeddings": (1e9, 0.0),
-        "bare_forward_sorted": (1e9, 0.0),
-        "bare_forward_unsorted": (1e9, 0.0),
-    }
-    cache_root = Path(tempfile.mkdtemp(prefix="linking-encode-"))
+    unsorted_batches = [pad_batch(ids[b : b + batch_size], pad) for b in range(0, len(ids), batch_size)]
+    return int(sum(len(x) for x in ids)), sorted_batches, unsorted_batches
+
+
+def _runs(
+    model: Any,
+    tokenizer: Any,
+    names: list[str],
+    args: argparse.Namespace,
+    sorted_batches: Batches,
+    unsorted_batches: Batches,
+    cache_root: Path,
+) -> dict[str, Callable[[], object]]:
+    """The four timed encodings of the names, by report key; the cached one starts from an empty cache."""
 
     def into_fresh_cache() -> None:
         shutil.rmtree(cache_root, ignore_errors=True)
@@ -130,25 +138,42 @@ def main() -> None:
             device=resolve_device("cpu"),
         )
 
-    for _ in range(args.repeats):
-        runs = {
-            "encode_texts": lambda: encode_texts(
-                model, tokenizer, names, ["mean", "cls"], args.batch_size, args.max_length
-            ),
-            "dictionary_embeddings": into_fresh_cache,
-            "bare_forward_sorted": lambda: bare_forward(model, sorted_batches),
-            "bare_forward_unsorted": lambda: bare_forward(model, unsorted_batches),
-        }
+    return {
+        "encode_texts": lambda: encode_texts(
+            model, tokenizer, names, ["mean", "cls"], args.batch_size, args.max_length
+        ),
+        "dictionary_embeddings": into_fresh_cache,
+        "bare_forward_sorted": lambda: bare_forward(model, sorted_batches),
+        "bare_forward_unsorted": lambda: bare_forward(model, unsorted_batches),
+    }
+
+
+def _best_of(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
+    """Wall and CPU seconds of each run's fastest (by wall time) of ``repeats`` interleaved passes."""
+    best = dict.fromkeys(runs, (1e9, 0.0))
+    for _ in range(repeats):
         for key, fn in runs.items():
             wall, cpu = timed(fn)
             if wall < best[key][0]:
                 best[key] = (wall, cpu)
-    result = {
+    return best
+
+
+def _result(
+    args: argparse.Namespace,
+    names: list[str],
+    real_tokens: int,
+    sorted_batches: Batches,
+    unsorted_batches: Batches,
+    best: dict[str, tuple[float, float]],
+) -> dict[str, Any]:
+    """The report: token counts, best seconds and real tokens per second per run, and their ratios."""
+    return {
         "model": args.model,
         "names": len(names),
         "real_tokens": real_tokens,
-        "padded_tokens_sorted": padded_sorted,
-        "padded_tokens_unsorted": padded_unsorted,
+        "padded_tokens_sorted": int(sum(b[0].numel() for b in sorted_batches)),
+        "padded_tokens_unsorted": int(sum(b[0].numel() for b in unsorted_batches)),
         "torch_threads": torch.get_num_threads(),
         **{f"{k}_wall_s": round(v[0], 3) for k, v in best.items()},
         **{f"{k}_cpu_s": round(v[1], 3) for k, v in best.items()},
@@ -159,6 +184,21 @@ def main() -> None:
             best["bare_forward_unsorted"][0] / best["bare_forward_sorted"][0], 3
         ),
     }
+
+
+def main() -> None:
+    """Time the four encodings of the same names and print the report as JSON."""
+    args = _parse_args()
+    names = read_names(args.names, args.limit, seed=0)
+    tokenizer, model = load_tokenizer(args.model), load_encoder(args.model).eval()
+    real_tokens, sorted_batches, unsorted_batches = _batches(
+        tokenizer, names, args.batch_size, args.max_length
+    )
+    bare_forward(model, sorted_batches[:2])  # warm-up
+    cache_root = Path(tempfile.mkdtemp(prefix="linking-encode-"))
+    runs = _runs(model, tokenizer, names, args, sorted_batches, unsorted_batches, cache_root)
+    best = _best_of(runs, args.repeats)
+    result = _result(args, names, real_tokens, sorted_batches, unsorted_batches, best)
     shutil.rmtree(cache_root, ignore_errors=True)
     print(json.dumps(result, indent=2))
 
