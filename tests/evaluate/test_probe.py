@@ -83,6 +83,10 @@ def test_cli_probe(
     out = capsys.readouterr().out
     assert code == 0 and "(probe, deterministic); majority 0.5000, best constant 0.5000" in out
     assert json.loads((tmp_path / "b" / "results.json").read_text())["baselines"]["metric"] == "accuracy"
+    data = ["--data", str(task_dirs["bioasq"]), "--max-length", "24", "--split", "dev"]
+    assert main([*args, *data, "--out", str(tmp_path / "d")]) == 0
+    assert "bioasq: dev accuracy" in capsys.readouterr().out
+    assert json.loads((tmp_path / "d" / "results.json").read_text())["split"] == "dev"
 
 
 def test_dev_probe_never_embeds_test_and_its_embeddings_serve_the_test_run(
