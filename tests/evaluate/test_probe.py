@@ -35,9 +35,15 @@ def test_probe_learns_what_a_constant_cannot_and_is_deterministic(
 def test_probe_reuses_cached_embeddings(
     task_dirs: dict[str, Path], tiny_bert_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import bali.lm
+
+    loads: list[str] = []
+    real_load = bali.lm.load_encoder
+    monkeypatch.setattr(bali.lm, "load_encoder", lambda model: loads.append(model) or real_load(model))
     cache = tmp_path / "cache"
     first = probe_task(tiny_bert_dir, "biosses", task_dirs["biosses"], max_length=32, cache_dir=cache)
     assert len(list(cache.glob("*.npy"))) == 2  # first sentences, second sentences
+    assert loads == [tiny_bert_dir]  # one load for every text list of the probe
 
     def no_encoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cache should have answered")

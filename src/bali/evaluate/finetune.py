@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from bali.errors import BadInputError
 from bali.evaluate.tasks import get_task
-from bali.evaluate.tasks.base import Example, TaskData, TaskSpec, baselines
+from bali.evaluate.tasks.base import SPLITS, Example, TaskData, TaskSpec, baselines
 
 log = logging.getLogger(__name__)
 SUBSAMPLE_SEED = 0
@@ -251,7 +251,8 @@ def finetune_task(
     spec = get_task(task)
     started = time.perf_counter()
     data = spec.reader(Path(data_dir))
-    train, dev, test = _splits(data, data_dir, subsample_train, subsample_eval)
+    splits = used_splits(data, data_dir, subsample_train, subsample_eval)
+    train, dev, test = splits["train"], splits["dev"], splits["test"]
     settings = _settings(spec, epochs, batch_size, lr, max_length, device)
     seed_values = [initial_seed + i for i in range(seeds)]
     runs = _run_seeds(model, spec, train, dev, test, seed_values, settings)
@@ -281,17 +282,22 @@ def finetune_task(
     return result
 
 
-def _splits(
-    data: TaskData, data_dir: str | Path, subsample_train: int | None, subsample_eval: int | None
-) -> tuple[list[Example], list[Example], list[Example]]:
-    """Train, dev and test as used (the same subsample for every seed); an empty one is an error."""
-    train = subsample(data.train, subsample_train)
-    dev = subsample(data.dev, subsample_eval)
-    test = subsample(data.test, subsample_eval)
-    for split, examples in (("train", train), ("dev", dev), ("test", test)):
+def used_splits(
+    data: TaskData,
+    data_dir: str | Path,
+    train_cap: int | None,
+    eval_cap: int | None,
+    names: Sequence[str] = SPLITS,
+) -> dict[str, list[Example]]:
+    """The ``names`` splits as used: train capped at ``train_cap``, dev and test at ``eval_cap`` (the
+    same subsample for every seed and every model); an empty one is an error."""
+    splits = {
+        name: subsample(getattr(data, name), train_cap if name == "train" else eval_cap) for name in names
+    }
+    for name, examples in splits.items():
         if not examples:
-            raise BadInputError(f"the '{split}' split has no examples", data_dir)
-    return train, dev, test
+            raise BadInputError(f"the '{name}' split has no examples", data_dir)
+    return splits
 
 
 def _settings(

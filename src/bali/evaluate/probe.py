@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from bali.errors import BadInputError
-from bali.evaluate.finetune import subsample
+from bali.evaluate.finetune import used_splits
 from bali.evaluate.tasks import get_task
-from bali.evaluate.tasks.base import Example, TaskData, TaskSpec, baselines
+from bali.evaluate.tasks.base import SPLITS, Example, TaskData, TaskSpec, baselines
 
 REGULARISATION = (1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0)  # C of the logistic regression; ridge alpha = 1 / C
 
@@ -37,40 +37,47 @@ def model_fingerprint(model: str) -> str:
     return str(resolved) + "".join(f"|{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
 
 
-def embed(
-    model: str,
-    texts: Sequence[str],
-    *,
-    max_length: int,
-    batch_size: int,
-    device: str,
-    cache_dir: str | Path | None,
-) -> np.ndarray:
-    """Mean-pooled, L2-normalised embeddings of ``texts``; read from / written to ``cache_dir``."""
-    from bali.evaluate.encode import encode_texts
-    from bali.lm import load_encoder, load_tokenizer
+class ProbeEncoder:
+    """Mean-pooled, L2-normalised embeddings of one model's texts, read from / written to ``cache_dir``.
 
-    digest = hashlib.sha256(f"{model_fingerprint(model)}|{max_length}".encode())
-    for text in texts:
-        digest.update(text.encode("utf-8") + b"\0")
-    cached = Path(cache_dir) / f"{digest.hexdigest()[:32]}.npy" if cache_dir is not None else None
-    if cached is not None and cached.is_file():
-        return np.load(cached)
-    vectors = encode_texts(
-        load_encoder(model),
-        load_tokenizer(model),
-        texts,
-        batch_size=batch_size,
-        max_length=max_length,
-        device=device,
-        desc=f"embedding {len(texts)} texts",
-    )["mean"]
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(".tmp.npy")
-        np.save(partial, vectors)
-        partial.replace(cached)
-    return vectors
+    A probe embeds up to six text lists (texts and pairs of three splits): the weights are
+    fingerprinted once and loaded on the first cache miss only, so a warm cache loads no model.
+    """
+
+    def __init__(
+        self, model: str, *, max_length: int, batch_size: int, device: str, cache_dir: str | Path | None
+    ) -> None:
+        self.model, self.max_length, self.batch_size, self.device = model, max_length, batch_size, device
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._key = f"{model_fingerprint(model)}|{max_length}".encode()
+        self._loaded: tuple[Any, Any] | None = None
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        from bali.evaluate.encode import encode_texts
+        from bali.lm import load_encoder, load_tokenizer
+
+        digest = hashlib.sha256(self._key)
+        for text in texts:
+            digest.update(text.encode("utf-8") + b"\0")
+        cached = self.cache_dir / f"{digest.hexdigest()[:32]}.npy" if self.cache_dir is not None else None
+        if cached is not None and cached.is_file():
+            return np.load(cached)
+        if self._loaded is None:
+            self._loaded = (load_encoder(self.model), load_tokenizer(self.model))
+        vectors = encode_texts(
+            *self._loaded,
+            texts,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            device=self.device,
+            desc=f"embedding {len(texts)} texts",
+        )["mean"]
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(".tmp.npy")
+            np.save(partial, vectors)
+            partial.replace(cached)
+        return vectors
 
 
 def features(first: np.ndarray, second: np.ndarray | None) -> np.ndarray:
@@ -131,12 +138,7 @@ def fit_and_score(
 
 
 def _split_features(
-    model: str,
-    spec: TaskSpec,
-    splits: dict[str, list[Example]],
-    has_pairs: bool,
-    scored: str,
-    settings: dict[str, Any],
+    embed: ProbeEncoder, spec: TaskSpec, splits: dict[str, list[Example]], has_pairs: bool, scored: str
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Features per split, and for regression pairs the zero-shot cosine's score on ``scored``.
 
@@ -145,8 +147,8 @@ def _split_features(
     """
     x, extra = {}, {}
     for name, examples in splits.items():
-        first = embed(model, [e.text for e in examples], **settings)
-        second = embed(model, [e.text_pair or "" for e in examples], **settings) if has_pairs else None
+        first = embed([e.text for e in examples])
+        second = embed([e.text_pair or "" for e in examples]) if has_pairs else None
         x[name] = features(first, second)
         if name == scored and second is not None and spec.kind == "regression":
             cosine = np.sum(first * second, axis=1)
@@ -162,13 +164,8 @@ def _read_splits(
     if split not in ("dev", "test"):
         raise BadInputError(f"unknown split '{split}': expected 'dev' or 'test'")
     data = spec.reader(data_dir)
-    splits = {"train": subsample(data.train, train_cap), "dev": subsample(data.dev, eval_cap)}
-    if split == "test":
-        splits["test"] = subsample(data.test, eval_cap)
-    for name, examples in splits.items():
-        if not examples:
-            raise BadInputError(f"the '{name}' split has no examples", data_dir)
-    return data, splits
+    names = SPLITS if split == "test" else ("train", "dev")
+    return data, used_splits(data, data_dir, train_cap, eval_cap, names)
 
 
 def probe_task(
@@ -196,9 +193,11 @@ def probe_task(
         raise BadInputError(f"--mode probe has no multiple-choice head ('{spec.name}'); use --mode finetune")
     started = time.perf_counter()
     data, splits = _read_splits(spec, Path(data_dir), split, subsample_train, subsample_eval)
-    encoding = {"max_length": max_length, "batch_size": batch_size, "device": device, "cache_dir": cache_dir}
+    encoder = ProbeEncoder(
+        model, max_length=max_length, batch_size=batch_size, device=device, cache_dir=cache_dir
+    )
     has_pairs = any(e.text_pair is not None for examples in splits.values() for e in examples)
-    x, extra = _split_features(model, spec, splits, has_pairs, split, encoding)
+    x, extra = _split_features(encoder, spec, splits, has_pairs, split)
     run = fit_and_score(spec, x, splits)
     run[split].update(extra)
     result: dict[str, Any] = {

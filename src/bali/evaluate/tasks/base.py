@@ -75,9 +75,6 @@ class TaskData:
         return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
 
 
-SPLITS = ("train", "dev", "test")
-
-
 def read_splits(
     directory: Path, read_file: Callable[[Path], list[Any]], names: Sequence[str] = ("{split}.tsv",)
 ) -> TaskData:
