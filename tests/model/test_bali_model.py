@@ -123,6 +123,54 @@ def test_neighbour_negatives_push_mentions_away_from_the_neighbours_names(
             BaliModel(ModelConfig(neighbour_negatives=True, **bad), tiny_bert_dir)
 
 
+def test_alignment_projection_starts_as_the_identity_and_trains(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    batch = make_batch()
+    losses = {}
+    for on in (False, True):
+        torch.manual_seed(0)
+        config = ModelConfig(gnn_layers=2, neighbour_negatives=True, alignment_projection=on)
+        model = BaliModel(config, tiny_bert_dir).eval()
+        out = model(batch)
+        losses[on] = out["align_loss"].item()
+    assert losses[True] == pytest.approx(losses[False], rel=1e-6)
+    out["loss"].backward()
+    projection = model.alignment_projection
+    assert projection.weight.grad.abs().sum() > 0
+    # It trains at the non-LM learning rate and is saved with the model's state.
+    assert {id(p) for p in projection.parameters()} <= {id(p) for p in model.other_parameters()}
+    assert "alignment_projection.weight" in model.state_dict()
+    with torch.no_grad():
+        projection.weight[: model.width // 2] = 0.0  # a map that drops directions changes the loss
+    assert model(batch)["align_loss"].item() != pytest.approx(losses[False], rel=1e-3)
+
+
+def test_detached_mentions_send_the_alignment_no_gradient_through_the_sentences(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    batch = make_batch()
+    for detach in (False, True):
+        torch.manual_seed(0)
+        config = ModelConfig(gnn_layers=2, detach_mentions=detach, mlm_weight=0.0)
+        model = BaliModel(config, tiny_bert_dir).eval()
+        states = []
+        encode = model._encode_sentences
+
+        def spy(b: BaliBatch, encode=encode, states=states) -> tuple[torch.Tensor, torch.Tensor]:
+            last, pooled = encode(b)
+            pooled.retain_grad()
+            states.append(pooled)
+            return last, pooled
+
+        model._encode_sentences = spy
+        model(batch)["loss"].backward()
+        sentence_grad = states[0].grad  # zeros, not None: the MLM term (weight 0) still reads them
+        assert (sentence_grad.abs().sum() == 0) == detach
+        lm_grads = [p.grad for p in model.lm_parameters() if p.grad is not None]
+        assert lm_grads and any(g.abs().sum() > 0 for g in lm_grads)  # the names still train the LM
+
+
 def test_name_alignment_needs_a_gnn(tiny_bert_dir: str) -> None:
     with pytest.raises(BadInputError, match="name_alignment_weight"):
         BaliModel(ModelConfig(graph_encoder="linear", name_alignment_weight=1.0), tiny_bert_dir)

@@ -32,6 +32,14 @@ class ModelConfig(BaseModel):
     # alignment can succeed on coarse topic features while blurring a concept with its siblings,
     # the very distinction synonym linking needs (benchmarks/demo.md).
     neighbour_negatives: bool = False
+    # The reference's optional `--intermodal_alignment_network` (off in its published command): one
+    # shared Linear(d, d) maps every embedding the alignment loss sees, so the LM has to agree with
+    # the graph only up to a linear map, as a projection head spares a contrastive backbone. It
+    # starts as the identity, so the first step's loss is the unprojected one.
+    alignment_projection: bool = False
+    # Stop the alignment's gradient at the mention embeddings: only the graph side (the LM's name
+    # encodings and the GNN) moves towards the text; the sentence states change through the MLM only.
+    detach_mentions: bool = False
     ms_alpha: float = 2.0
     ms_beta: float = 50.0
     ms_base: float = 0.5
