@@ -146,29 +146,35 @@ def test_alignment_projection_starts_as_the_identity_and_trains(
     assert model(batch)["align_loss"].item() != pytest.approx(losses[False], rel=1e-3)
 
 
-def test_detached_mentions_send_the_alignment_no_gradient_through_the_sentences(
-    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+@pytest.mark.parametrize("through", ["both", "mentions", "names"])
+def test_align_through_chooses_which_side_of_the_alignment_trains_the_lm(
+    through: str, tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
 ) -> None:
     batch = make_batch()
-    for detach in (False, True):
-        torch.manual_seed(0)
-        config = ModelConfig(gnn_layers=2, detach_mentions=detach, mlm_weight=0.0)
-        model = BaliModel(config, tiny_bert_dir).eval()
-        states = []
-        encode = model._encode_sentences
+    torch.manual_seed(0)
+    config = ModelConfig(gnn_layers=2, align_through=through, mlm_weight=0.0)
+    model = BaliModel(config, tiny_bert_dir).eval()
+    seen: dict[str, torch.Tensor] = {}
+    encode_sentences, encode_names = model._encode_sentences, model._encode_names
 
-        def spy(b: BaliBatch, encode=encode, states=states) -> tuple[torch.Tensor, torch.Tensor]:
-            last, pooled = encode(b)
-            pooled.retain_grad()
-            states.append(pooled)
-            return last, pooled
+    def spy_sentences(b: BaliBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        last, pooled = encode_sentences(b)
+        pooled.retain_grad()
+        seen["sentences"] = pooled
+        return last, pooled
 
-        model._encode_sentences = spy
-        model(batch)["loss"].backward()
-        sentence_grad = states[0].grad  # zeros, not None: the MLM term (weight 0) still reads them
-        assert (sentence_grad.abs().sum() == 0) == detach
-        lm_grads = [p.grad for p in model.lm_parameters() if p.grad is not None]
-        assert lm_grads and any(g.abs().sum() > 0 for g in lm_grads)  # the names still train the LM
+    def spy_names(*args: torch.Tensor) -> torch.Tensor:
+        seen["names"] = encode_names(*args)
+        return seen["names"]
+
+    model._encode_sentences, model._encode_names = spy_sentences, spy_names
+    model(batch)["loss"].backward()
+    # Zeros, not None, when detached: the MLM term (weight 0) still reads the sentence states.
+    assert (seen["sentences"].grad.abs().sum() > 0) == (through != "names")
+    assert seen["names"].requires_grad == (through != "mentions")
+    lm_grads = [p.grad for p in model.lm_parameters() if p.grad is not None]
+    assert lm_grads and any(g.abs().sum() > 0 for g in lm_grads)  # either side alone trains the LM
+    assert all(p.grad is not None for p in model.graph_encoder.parameters())  # the GNN always trains
 
 
 def test_name_alignment_needs_a_gnn(tiny_bert_dir: str) -> None:

@@ -216,7 +216,8 @@ class BaliModel(nn.Module):
                 input_ids=batch.linear_input_ids, attention_mask=batch.linear_attention_mask
             ).last_hidden_state
             return states[:, 0], None
-        names = self._encode_names(batch.name_input_ids, batch.name_attention_mask)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.align_through != "mentions"):
+            names = self._encode_names(batch.name_input_ids, batch.name_attention_mask)
         if self.config.center_embeddings:
             names = names - names.mean(dim=0, keepdim=True)
         features = names[batch.graph_node_names]
@@ -266,7 +267,7 @@ class BaliModel(nn.Module):
             name_align = mlm.new_zeros(())
         else:
             text = self.text_embeddings(pooled_states, batch)
-            if self.config.detach_mentions:
+            if self.config.align_through == "names":
                 text = text.detach()
             graph, names = self._graph_side(batch)
             target_names = None if names is None else names[: batch.num_entities]

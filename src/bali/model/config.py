@@ -37,9 +37,10 @@ class ModelConfig(BaseModel):
     # the graph only up to a linear map, as a projection head spares a contrastive backbone. It
     # starts as the identity, so the first step's loss is the unprojected one.
     alignment_projection: bool = False
-    # Stop the alignment's gradient at the mention embeddings: only the graph side (the LM's name
-    # encodings and the GNN) moves towards the text; the sentence states change through the MLM only.
-    detach_mentions: bool = False
+    # Which side of the alignment trains the LM: both (the reference), only the mention embeddings
+    # (the names are encoded without gradients, the reference's optional `--concept_encoder_nograd`;
+    # the GNN still trains), or only the names (the sentence states change through the MLM alone).
+    align_through: Literal["both", "mentions", "names"] = "both"
     ms_alpha: float = 2.0
     ms_beta: float = 50.0
     ms_base: float = 0.5
