@@ -100,14 +100,19 @@ def test_centering_makes_the_losses_blind_to_a_shift_shared_by_every_row(
         assert (grad.norm() < 1e-6) == center
 
 
+def _seeded_model(tiny_bert_dir: str, **options: object) -> BaliModel:
+    """A 2-layer GAT model in eval mode, seeded: models built with the same options are identical."""
+    torch.manual_seed(0)
+    return BaliModel(ModelConfig(gnn_layers=2, **options), tiny_bert_dir).eval()
+
+
 def test_neighbour_negatives_push_mentions_away_from_the_neighbours_names(
     tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
 ) -> None:
     batch = make_batch()
     losses = {}
     for on in (False, True):
-        torch.manual_seed(0)
-        model = BaliModel(ModelConfig(gnn_layers=2, neighbour_negatives=on), tiny_bert_dir).eval()
+        model = _seeded_model(tiny_bert_dir, neighbour_negatives=on)
         losses[on] = model(batch)["align_loss"].item()
     with torch.no_grad():
         _, pooled = model._encode_sentences(batch)
@@ -129,9 +134,7 @@ def test_alignment_projection_starts_as_the_identity_and_trains(
     batch = make_batch()
     losses = {}
     for on in (False, True):
-        torch.manual_seed(0)
-        config = ModelConfig(gnn_layers=2, neighbour_negatives=True, alignment_projection=on)
-        model = BaliModel(config, tiny_bert_dir).eval()
+        model = _seeded_model(tiny_bert_dir, neighbour_negatives=True, alignment_projection=on)
         out = model(batch)
         losses[on] = out["align_loss"].item()
     assert losses[True] == pytest.approx(losses[False], rel=1e-6)
@@ -151,9 +154,7 @@ def test_align_through_chooses_which_side_of_the_alignment_trains_the_lm(
     through: str, tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
 ) -> None:
     batch = make_batch()
-    torch.manual_seed(0)
-    config = ModelConfig(gnn_layers=2, align_through=through, mlm_weight=0.0)
-    model = BaliModel(config, tiny_bert_dir).eval()
+    model = _seeded_model(tiny_bert_dir, align_through=through, mlm_weight=0.0)
     seen: dict[str, torch.Tensor] = {}
     encode_sentences, encode_names = model._encode_sentences, model._encode_names
 
