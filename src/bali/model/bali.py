@@ -125,9 +125,8 @@ class BaliModel(nn.Module):
         self.alignment_projection: nn.Linear | None = None
         if model_config.alignment_projection:
             self.alignment_projection = nn.Linear(self.width, self.width)
-            with torch.no_grad():
-                self.alignment_projection.weight.copy_(torch.eye(self.width))
-                self.alignment_projection.bias.zero_()
+            nn.init.eye_(self.alignment_projection.weight)
+            nn.init.zeros_(self.alignment_projection.bias)
         if self.graph_encoder is None and model_config.name_alignment_weight:
             raise BadInputError(
                 "model.name_alignment_weight needs a GNN graph encoder (gat or sage): the linear graph "
@@ -243,18 +242,14 @@ class BaliModel(nn.Module):
         """InfoNCE (or MS) over cat(text, graph) with labels cat(ids, ids).
 
         ``negatives`` (embeddings, node ids) only join InfoNCE's denominators (``neighbour_negatives``).
-        With ``alignment_projection`` every one of them passes through the shared projection first.
         """
         embeddings = torch.cat([text, graph])
         labels = torch.cat([node_ids, node_ids])
-        extra, extra_labels = negatives if negatives is not None else (None, None)
-        if self.alignment_projection is not None:
-            embeddings = self.alignment_projection(embeddings)
-            extra = None if extra is None else self.alignment_projection(extra)
         if self.config.loss == "ms":
             return multi_similarity_loss(
                 embeddings, labels, self.config.ms_alpha, self.config.ms_beta, self.config.ms_base
             )
+        extra, extra_labels = negatives if negatives is not None else (None, None)
         return info_nce_loss(embeddings, labels, self.config.temperature, extra, extra_labels)
 
     def forward(self, batch: Any) -> dict[str, torch.Tensor]:
@@ -270,6 +265,9 @@ class BaliModel(nn.Module):
             if self.config.align_through == "names":
                 text = text.detach()
             graph, names = self._graph_side(batch)
+            if self.alignment_projection is not None:  # once per tensor, shared by both losses
+                text, graph = self.alignment_projection(text), self.alignment_projection(graph)
+                names = None if names is None else self.alignment_projection(names)
             target_names = None if names is None else names[: batch.num_entities]
             negatives = (
                 (names[batch.num_entities :], batch.neighbour_node_ids)
