@@ -217,3 +217,65 @@ def test_dataset_and_collator_pickle_as_paths(dataset: BaliDataset) -> None:
     dataset_copy, collator_copy = pickle.loads(pickle.dumps((dataset, collator)))
     assert len(pickle.dumps(dataset)) < 20_000  # memory maps are reopened, never copied
     assert _equal(expected, collator_copy([dataset_copy[i] for i in range(5)]))
+
+
+def test_neighbours_are_distinct_nodes_sampled_uniformly_with_one_of_their_relations(
+    dataset: BaliDataset,
+) -> None:
+    # Aspirin (node 0) has 5 distinct neighbours over 6 edges (headache under two relations): with
+    # k = 3 every neighbour id is drawn with probability 3/5, whatever its number of relations, and
+    # the headache edge carries each of its two relations about half the time.
+    aspirin = [
+        i for i in range(len(dataset)) if 0 in dataset.files.array(layout.NODES)[dataset[i].entity_nodes]
+    ]
+    drawn: Counter = Counter()
+    headache_relations: Counter = Counter()
+    targets = 0
+    for epoch in range(40):
+        batch = _batch(dataset, aspirin, epoch=epoch)
+        owners = batch.graph_edge_index[1].tolist()
+        for target, node in enumerate(batch.entity_node_ids.tolist()):
+            picked = [j for j, owner in enumerate(owners) if owner == target]
+            neighbours = batch.neighbour_node_ids[picked].tolist()
+            assert len(neighbours) == len(set(neighbours))  # no target's neighbours repeat a node
+            if node == 0:
+                targets += 1
+                assert len(neighbours) == 3
+                drawn.update(neighbours)
+                headache_relations.update(
+                    batch.graph_edge_relations[j].item() for j in picked if batch.neighbour_node_ids[j] == 1
+                )
+    assert set(drawn) == {0, 1, 2, 3, 4}
+    for node in range(5):
+        assert abs(drawn[node] / targets - 3 / 5) < 0.06
+    assert set(headache_relations) == {0, 2}
+    assert abs(headache_relations[0] / sum(headache_relations.values()) - 0.5) < 0.1
+    counts = dataset.files.manifest["counts"]
+    assert counts["neighbour_pairs_with_several_relations"] == 1
+    assert counts["edges"] - counts["neighbour_pairs"] == 1
+
+
+def test_tokens_of_one_mention_never_carry_labels_that_are_each_others_negatives(
+    dataset: BaliDataset,
+) -> None:
+    # "Paracetamol" is linked to two nodes (3 and 0): two entities over the same tokens.
+    batch = _batch(dataset, range(len(dataset)))
+    positions, entities = batch.mention_token_index.tolist()
+    tokens: dict[int, set[int]] = {}
+    for position, entity in zip(positions, entities, strict=True):
+        tokens.setdefault(entity, set()).add(position)
+    labels = batch.entity_labels.tolist()
+    shared = 0
+    for a in tokens:
+        for b in tokens:
+            if a < b and tokens[a] & tokens[b]:
+                shared += 1
+                assert labels[a] == labels[b]
+                assert not (tokens[a] == tokens[b] and batch.text_distinct[b])  # one anchor per mention
+    assert shared > 0
+    nodes = batch.entity_node_ids.tolist()
+    assert {labels[e] for e in range(len(nodes)) if nodes[e] in (0, 3)} == {0}  # the group's smallest id
+    assert all(label == node for label, node in zip(labels, nodes, strict=True) if node not in (0, 3))
+    neighbour_labels = batch.neighbour_labels.tolist()
+    for node, label in zip(batch.neighbour_node_ids.tolist(), neighbour_labels, strict=True):
+        assert label == (0 if node in (0, 3) else node)

@@ -26,8 +26,20 @@ NAMES = {
     5: ["Nausea"],
     6: ["Unused concept"],
 }
-# (src, dst, relation): row src lists dst. Aspirin has 5 distinct neighbour edges incl. a self-loop.
-EDGES = [(0, 1, 0), (0, 2, 0), (0, 3, 2), (0, 4, 0), (0, 0, 2), (1, 0, 1), (2, 0, 1), (3, 4, 0), (4, 3, 1)]
+# (src, dst, relation): row src lists dst. Aspirin has 5 distinct neighbours incl. itself (a self-loop)
+# over 6 edges: it is related to headache twice (may_treat and SY), a multi-relation probe.
+EDGES = [
+    (0, 1, 0),
+    (0, 1, 2),
+    (0, 2, 0),
+    (0, 3, 2),
+    (0, 4, 0),
+    (0, 0, 2),
+    (1, 0, 1),
+    (2, 0, 1),
+    (3, 4, 0),
+    (4, 3, 1),
+]
 RELATIONS = [
     Relation("may_treat", phrase="may treat"),
     Relation("may_be_treated_by"),

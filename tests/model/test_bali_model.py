@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +14,7 @@ from bali.data.batch import BaliBatch
 from bali.errors import BadInputError
 from bali.model.bali import BaliModel
 from bali.model.config import LOSS_KEYS, ModelConfig
+from bali.model.losses import info_nce_loss
 
 
 @pytest.mark.parametrize("encoder", ["gat", "sage", "linear"])
@@ -267,3 +269,88 @@ def test_checkpoint_mlm_head_is_loaded_and_untied(
     assert torch.equal(decoder, masked_lm.cls.predictions.decoder.weight)
     assert decoder.data_ptr() != model.lm.embeddings.word_embeddings.weight.data_ptr()
     assert model(make_batch())["loss"].isfinite()
+
+
+def _with_ambiguous_mention(batch: BaliBatch, grouped: bool) -> BaliBatch:
+    """The batch plus one entity over entity 0's tokens but with another node (an ambiguous mention).
+
+    ``grouped`` sets the labels the collator gives it (one label, one anchor); otherwise node ids.
+    """
+    n = batch.num_entities
+    positions, entities = batch.mention_token_index
+    extra = positions[entities == 0]
+    node_ids = torch.cat([batch.entity_node_ids, torch.tensor([99])])
+    batch = dataclasses.replace(
+        batch,
+        mention_token_index=torch.cat(
+            [batch.mention_token_index, torch.stack([extra, torch.full_like(extra, n)])], 1
+        ),
+        entity_node_ids=node_ids,
+        graph_node_names=torch.cat(
+            [batch.graph_node_names[:n], batch.graph_node_names[:1], batch.graph_node_names[n:]]
+        ),
+        graph_edge_index=batch.graph_edge_index + torch.tensor([[1], [0]]),
+    )
+    if grouped:
+        labels = node_ids.clone()
+        labels[n] = labels[0]
+        batch.entity_labels = labels
+        batch.text_distinct = torch.arange(n + 1) != n
+    return batch
+
+
+def test_an_ambiguous_mention_is_not_its_own_negative(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    model = _seeded_model(tiny_bert_dir)
+    batch = make_batch()
+    with torch.no_grad():
+        node_labelled = model(_with_ambiguous_mention(batch, grouped=False))["align_loss"].item()
+        grouped = _with_ambiguous_mention(batch, grouped=True)
+        loss = model(grouped)["align_loss"].item()
+        _, pooled = model._encode_sentences(grouped)
+        text, graph = model.text_embeddings(pooled, grouped), model.graph_embeddings(grouped)
+        n = grouped.num_entities
+        # One text row for the mention (the duplicate dropped), its two graph nodes positives of it.
+        expected = info_nce_loss(
+            torch.cat([text[: n - 1], graph]),
+            torch.cat([grouped.entity_labels[: n - 1], grouped.entity_labels]),
+        )
+    assert torch.allclose(text[0], text[n - 1])
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+    # With node ids as labels the identical rows are negatives at cosine 1 (exp(1/0.07) in the sum).
+    assert node_labelled > loss
+
+
+def _reference_mention_embeddings(states: torch.Tensor, batch: BaliBatch) -> torch.Tensor:
+    """The released reference's pooling, line for line (bi_encoder_model.py:214-215 at f9970d0)."""
+    n = batch.num_entities
+    positions, entities = batch.mention_token_index
+    distinct = torch.unique(positions)
+    bert_entity_token_embs = states.reshape(-1, states.shape[-1])[distinct].clone()  # H[mask == 1]
+    entity_embs = bert_entity_token_embs[:n]
+    entity_embs -= bert_entity_token_embs[:n]  # the slice is a view: zeroes the first n token rows
+    token_row = torch.searchsorted(distinct, positions)
+    sums = torch.zeros(n, states.shape[-1]).index_add_(0, entities, bert_entity_token_embs[token_row])
+    return sums / torch.bincount(entities, minlength=n).unsqueeze(-1)
+
+
+def test_reference_mention_pooling_zeroes_the_rows_the_released_code_zeroes(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    batch = make_batch(sentences=6)
+    model = _seeded_model(tiny_bert_dir, mention_pooling="reference")
+    states = torch.randn((*batch.input_ids.shape, model.width), requires_grad=True)
+    text = model.text_embeddings(states, batch)
+    assert torch.allclose(text, _reference_mention_embeddings(states.detach(), batch), atol=1e-6)
+    n = batch.num_entities
+    positions, entities = batch.mention_token_index
+    zeroed = set(torch.unique(positions)[:n].tolist())
+    whole = [e for e in range(n) if set(positions[entities == e].tolist()) <= zeroed]
+    assert whole and all(not text[e].any() for e in whole)  # some entities vanish entirely
+    (grad,) = torch.autograd.grad(text.sum(), states)
+    grad_rows = grad.reshape(-1, model.width).abs().sum(1)
+    assert all(grad_rows[p] == 0 for p in zeroed)  # no gradient through the zeroed tokens
+    assert all(grad_rows[p] > 0 for p in set(positions.tolist()) - zeroed)
+    mean = _seeded_model(tiny_bert_dir).text_embeddings(states, batch)
+    assert not torch.allclose(mean, text) and all(mean[e].any() for e in whole)

@@ -1,6 +1,6 @@
 """Run under ``accelerate launch``: train the tiny model and print each rank's summary as one JSON line.
 
-Usage: ddp_train.py DATASET_DIR MODEL_DIR RUN_DIR
+Usage: ddp_train.py DATASET_DIR MODEL_DIR RUN_DIR [SECTION.KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
             "train.save_every=3",
             "train.eval_every=3",
             "train.mixed_precision=no",
+            *sys.argv[4:],
         ],
     )
     result = train(config, data_dir, run_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from bali.cli import main
@@ -132,7 +133,13 @@ def test_dataset_from_another_tokenizer_is_rejected(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [[], ["model.mention_pooling=reference", "train.max_grad_norm=null"]],
+    ids=["defaults", "released-code-pooling-unclipped"],
+)
 def test_two_cpu_processes_end_with_identical_weights(
+    settings: list[str],
     tmp_path: Path,
     tiny_dataset_dir: Path,
     tiny_bert_dir: str,
@@ -150,6 +157,7 @@ def test_two_cpu_processes_end_with_identical_weights(
             str(tiny_dataset_dir),
             tiny_bert_dir,
             str(tmp_path / "ddp"),
+            *settings,
         ],
         timeout=300,
     )
@@ -162,6 +170,11 @@ def test_two_cpu_processes_end_with_identical_weights(
         assert result["steps"] == 3
     assert results[0]["replica_checksums"] == results[1]["replica_checksums"]
     assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
+    saved = yaml.safe_load((tmp_path / "ddp" / "config.yaml").read_text())
+    for setting in settings:  # the options reached the run (null turns clipping off)
+        key, value = setting.split("=")
+        section, name = key.split(".")
+        assert saved[section][name] == yaml.safe_load(value)
 
 
 def test_unigram_prior_starts_the_fresh_mlm_head_at_the_corpus_token_frequencies(

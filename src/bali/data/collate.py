@@ -10,26 +10,30 @@ the workers would keep the epoch they were started with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 import torch
 
 from bali.data import layout
-from bali.data.batch import BaliBatch
+from bali.data.batch import BaliBatch, BaliItem
+from bali.data.labels import entity_labels
 from bali.data.layout import exclusive_cumsum
 from bali.data.masking import base_key, mask_tokens
-from bali.data.subgraph import gather_sequences, linearise, pick_names, sample_neighbours
+from bali.data.subgraph import gather_sequences, linearise, pick_names, pick_relations, sample_neighbours
 from bali.errors import BadInputError
-
-if TYPE_CHECKING:
-    from bali.data.dataset import BaliDataset, BaliItem
 
 GraphFormat = Literal["star", "linear"]
 
 
+class HasDatasetFiles(Protocol):
+    """What the collator needs of a dataset (``BaliDataset`` or any view of a dataset directory)."""
+
+    files: layout.DatasetFiles
+
+
 class BaliCollator:
-    """Turns a list of :class:`~bali.data.dataset.BaliItem` into a :class:`BaliBatch`."""
+    """Turns a list of :class:`~bali.data.batch.BaliItem` into a :class:`BaliBatch`."""
 
     def __init__(
         self,
@@ -67,7 +71,7 @@ class BaliCollator:
     @classmethod
     def from_dataset(
         cls,
-        dataset: BaliDataset,
+        dataset: HasDatasetFiles,
         neighbours: int = 3,
         mlm_probability: float = 0.15,
         graph_format: GraphFormat = "star",
@@ -87,6 +91,9 @@ class BaliCollator:
         mention_index, targets, entity_keys, entity_slots = _entities(items, keys, attention.shape[1])
         graph = self._subgraph(targets, base, entity_keys, entity_slots)
         num_entities = len(targets)
+        contrastive = entity_labels(
+            mention_index, graph.node_ids[:num_entities], graph.node_ids[num_entities:]
+        )
         batch = BaliBatch(
             input_ids=torch.from_numpy(corrupted),
             attention_mask=torch.from_numpy(attention),
@@ -101,6 +108,9 @@ class BaliCollator:
             ),
             graph_edge_relations=torch.from_numpy(graph.relations),
             neighbour_node_ids=torch.from_numpy(graph.node_ids[num_entities:]),
+            entity_labels=torch.from_numpy(contrastive.entity),
+            neighbour_labels=torch.from_numpy(contrastive.neighbour),
+            text_distinct=torch.from_numpy(contrastive.text_distinct),
         )
         if self.graph_format == "linear":
             ids, mask = self._linearise(graph, num_entities)
@@ -133,15 +143,23 @@ class BaliCollator:
     def _subgraph(
         self, targets: np.ndarray, base: np.ndarray, entity_keys: np.ndarray, entity_slots: np.ndarray
     ) -> _Subgraph:
-        """Up to k neighbours per entity, one random name per node, edges neighbour -> target."""
+        """Up to k distinct neighbours per entity (one random relation each), one random name per node."""
         files = self.files
-        owner, edges = sample_neighbours(
+        owner, pairs = sample_neighbours(
             files.array(layout.GRAPH_INDPTR), targets, self.neighbours, base, entity_keys, entity_slots
         )
-        neighbour_nodes = np.asarray(files.array(layout.GRAPH_INDICES)[edges], dtype=np.int64)
-        relations = np.asarray(files.array(layout.GRAPH_RELATIONS)[edges], dtype=np.int64)
+        neighbour_nodes = np.asarray(files.array(layout.GRAPH_INDICES)[pairs], dtype=np.int64)
         per_target = np.bincount(owner, minlength=len(targets))
         draw_in_owner = np.arange(len(owner)) - np.repeat(exclusive_cumsum(per_target)[:-1], per_target)
+        relations = pick_relations(
+            files.array(layout.GRAPH_RELATION_OFFSETS),
+            files.array(layout.GRAPH_RELATIONS),
+            pairs,
+            base,
+            entity_keys[owner],
+            entity_slots[owner],
+            draw_in_owner,
+        )
         graph_nodes = np.concatenate([targets, neighbour_nodes])
         name_rows = pick_names(
             files.array(layout.NODE_NAMES_INDPTR),

@@ -8,7 +8,6 @@ together with :class:`BaliBatch`, the names the trainer imports).
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +15,11 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from bali.data import layout
-from bali.data.batch import BaliBatch
+from bali.data.batch import BaliBatch, BaliItem
 from bali.data.collate import BaliCollator
 from bali.errors import BadInputError
 
 __all__ = ["BaliBatch", "BaliCollator", "BaliDataset", "BaliItem"]
-
-
-@dataclass(frozen=True, slots=True)
-class BaliItem:
-    """One sentence: token ids with [CLS]/[SEP], (position, entity) pairs and its entities.
-
-    ``index`` is the sentence's position in the whole dataset (both splits); the collator keys all
-    randomness of this sample on it, so an item is corrupted and sampled the same way whichever
-    worker or batch it lands in.
-    """
-
-    index: int
-    input_ids: np.ndarray  # [L] int32
-    mention_positions: np.ndarray  # [E] int32 token positions
-    mention_entities: np.ndarray  # [E] int32 sentence-local entity index
-    entity_nodes: np.ndarray  # [N] int32 dataset-local node ids (see layout.NODES)
 
 
 class BaliDataset(Dataset):

@@ -578,29 +578,42 @@ def write_graph_and_names(
 
 
 def _write_graph(kg: KnowledgeGraph, out: Path, targets: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
-    """Write the targets' neighbour CSR in local node ids; return the KG ids of all local nodes and counts."""
+    """Write the targets' neighbour CSR in local node ids; return the KG ids of all local nodes and counts.
+
+    A KG may relate the same two nodes several times (UMLS: PAR/CHD, RB/RN, SIB and the RELAs of
+    several sources). Each (target, neighbour) pair is stored once with the list of its distinct
+    relations, so sampling k neighbours draws k distinct nodes.
+    """
     kg_indptr = np.asarray(kg.indptr)
     degree = kg_indptr[targets + 1] - kg_indptr[targets]
     edges = ragged_arange(kg_indptr[targets], degree)
     neighbour_kg = np.asarray(kg.indices[edges], dtype=np.int64)
-    relations = np.asarray(kg.relations[edges], dtype=np.int32)
     others = np.setdiff1d(np.unique(neighbour_kg), targets)
     nodes = np.concatenate([targets, others])
-    is_target = np.isin(neighbour_kg, targets, assume_unique=False)
     neighbour_local = np.where(
-        is_target,
+        np.isin(neighbour_kg, targets),
         np.searchsorted(targets, neighbour_kg),
         len(targets) + np.searchsorted(others, neighbour_kg),
     )
+    # One int64 key per (target, neighbour, relation): a 1-d unique sorts them by pair, then relation.
+    relation_count = max(len(kg.relation_names), 1)
+    pair_keys = np.repeat(np.arange(len(targets), dtype=np.int64), degree) * len(nodes) + neighbour_local
+    triples = np.unique(pair_keys * relation_count + np.asarray(kg.relations[edges], dtype=np.int64))
+    pairs, relations_per_pair = np.unique(triples // relation_count, return_counts=True)
     np.save(out / layout.NODES, nodes.astype(np.int32))
-    np.save(out / layout.GRAPH_INDPTR, exclusive_cumsum(degree))
-    np.save(out / layout.GRAPH_INDICES, neighbour_local.astype(np.int32))
-    np.save(out / layout.GRAPH_RELATIONS, relations)
+    np.save(
+        out / layout.GRAPH_INDPTR, exclusive_cumsum(np.bincount(pairs // len(nodes), minlength=len(targets)))
+    )
+    np.save(out / layout.GRAPH_INDICES, (pairs % len(nodes)).astype(np.int32))
+    np.save(out / layout.GRAPH_RELATION_OFFSETS, exclusive_cumsum(relations_per_pair))
+    np.save(out / layout.GRAPH_RELATIONS, (triples % relation_count).astype(np.int32))
     return nodes, {
         "nodes": len(nodes),
         "target_nodes": len(targets),
         "neighbour_only_nodes": len(others),
         "edges": len(edges),
+        "neighbour_pairs": len(pairs),
+        "neighbour_pairs_with_several_relations": int(np.count_nonzero(relations_per_pair > 1)),
         "targets_without_neighbours": int(np.count_nonzero(degree == 0)),
     }
 
@@ -726,6 +739,7 @@ def build_dataset(
             build_settings(model, config),
             counts,
             tokenizer=tokenizer_fingerprint(tokenizer),
+            layout_version=layout.LAYOUT_VERSION,
             special_tokens=special_tokens(tokenizer, encoder.prefix, encoder.suffix),
         )
         write_json_atomic(tmp / "manifest.json", manifest)

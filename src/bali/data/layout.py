@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bali.artifacts import read_manifest
+from bali.errors import BadInputError
 
 # Per-shard arrays (``shards/00000/...``): kept sentences and their mention-token -> entity pairs.
 INPUT_IDS = "input_ids.npy"  # int32, concatenated [CLS] tokens [SEP] of every sentence
@@ -46,14 +47,20 @@ NODE_NAMES_INDPTR = "node_names_indptr.npy"  # int64, V + 1: names of local node
 NODE_NAME_ROWS = "node_name_rows.npy"  # int32, row of the distinct-name table of each (node, name)
 NAME_INPUT_IDS = "name_input_ids.npy"  # int32, concatenated distinct [CLS] name [SEP] sequences
 NAME_OFFSETS = "name_offsets.npy"  # int64, U + 1
+# Neighbours are stored once per (target, neighbour) pair, whatever the number of relations between
+# them, so sampling k neighbours draws k distinct nodes (the reference samples from the set of
+# neighbour ids); the pair's relations sit in a second CSR level, of which one is drawn per sample.
 GRAPH_INDPTR = "graph_indptr.npy"  # int64, M + 1 (mentioned nodes only: the only sampling targets)
-GRAPH_INDICES = "graph_indices.npy"  # int32, local node index of each neighbour
-GRAPH_RELATIONS = "graph_relations.npy"  # int32, KG relation id of each edge
+GRAPH_INDICES = "graph_indices.npy"  # int32, local node index of each distinct neighbour (pair)
+GRAPH_RELATION_OFFSETS = "graph_relation_offsets.npy"  # int64, P + 1: relations of pair p
+GRAPH_RELATIONS = "graph_relations.npy"  # int32, KG relation ids of each pair, grouped by pair
 RELATIONS = "relations.json"  # the KG's relation vocabulary (id, name, phrase, ...)
 RELATION_INPUT_IDS = "relation_input_ids.npy"  # int32, concatenated phrase tokens (no specials)
 RELATION_OFFSETS = "relation_offsets.npy"  # int64, R + 1
 
 DATA_STAGE = "data"
+# Version of this layout, recorded in the manifest; 2: neighbours stored once per pair.
+LAYOUT_VERSION = 2
 
 
 def exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
@@ -93,6 +100,13 @@ class DatasetFiles:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.manifest: dict[str, Any] = read_manifest(self.directory, DATA_STAGE)
+        found = self.manifest.get("layout_version", 1)
+        if found != LAYOUT_VERSION:
+            raise BadInputError(
+                f"training dataset has layout version {found}, this bali reads {LAYOUT_VERSION}; rebuild it "
+                "with `bali data build --overwrite` (or `bali run CONFIG --from data`)",
+                self.directory / "manifest.json",
+            )
         self._arrays: dict[str, np.ndarray] = {}
         self._shards: list[dict[str, np.ndarray]] | None = None
 

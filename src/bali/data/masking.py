@@ -24,6 +24,7 @@ STREAM_MASK_RANDOM_TOKEN = 3
 STREAM_NEIGHBOUR = 4
 STREAM_NAME = 5
 STREAM_SPLIT = 6
+STREAM_RELATION = 7
 
 
 def mix64(x: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Per-entity 1-hop subgraph sampling, name selection and linear-graph sequences (vectorised).
 
-BALI samples, for every entity, up to k neighbours uniformly *without replacement* from the target's
-adjacency list, one random synonym per node (the target too), and draws edges neighbour -> target.
-Here every draw is keyed by (sample index, entity slot, draw number), see :mod:`bali.data.masking`.
+BALI samples, for every entity, up to k neighbours uniformly *without replacement* from the set of
+the target's neighbour ids, one random synonym per node (the target too), and draws edges
+neighbour -> target. Where two nodes are related several times, the edge gets one of their
+relations, drawn uniformly. Here every draw is keyed by (sample index, entity slot, draw number),
+see :mod:`bali.data.masking`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bali.data.layout import exclusive_cumsum, ragged_arange
-from bali.data.masking import STREAM_NAME, STREAM_NEIGHBOUR, keyed_integers
+from bali.data.masking import STREAM_NAME, STREAM_NEIGHBOUR, STREAM_RELATION, keyed_integers
 
 
 def sample_neighbours(
@@ -21,7 +23,7 @@ def sample_neighbours(
     sample_keys: np.ndarray,
     entity_slots: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw min(k, degree) distinct CSR edges per target.
+    """Draw min(k, degree) distinct CSR entries (neighbour pairs) per target.
 
     Draw i picks the r-th (r uniform in [0, degree - i)) of the edges not drawn yet; shifting r past
     the already drawn positions in ascending order maps it to that edge. That is exact uniform
@@ -46,6 +48,22 @@ def sample_neighbours(
     owner = np.repeat(np.arange(len(targets), dtype=np.int64), take)
     picked = chosen[chosen >= 0]  # row-major: grouped by owner, in draw order
     return owner, starts[owner] + picked
+
+
+def pick_relations(
+    relation_offsets: np.ndarray,
+    relations: np.ndarray,
+    pairs: np.ndarray,
+    base: np.ndarray,
+    sample_keys: np.ndarray,
+    entity_slots: np.ndarray,
+    draw_slots: np.ndarray,
+) -> np.ndarray:
+    """One uniformly random relation of each sampled (target, neighbour) pair (its CSR position)."""
+    starts = np.asarray(relation_offsets[pairs], dtype=np.int64)
+    counts = np.asarray(relation_offsets[pairs + 1], dtype=np.int64) - starts
+    draw = keyed_integers(base, np.maximum(counts, 1), STREAM_RELATION, sample_keys, entity_slots, draw_slots)
+    return np.asarray(relations[starts + draw], dtype=np.int64)
 
 
 def pick_names(

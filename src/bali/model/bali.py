@@ -86,6 +86,18 @@ def _load_checkpoint_head(name: str) -> nn.Module:
     return head
 
 
+def reference_zeroed_tokens(positions: torch.Tensor, num_entities: int) -> torch.Tensor:
+    """Which (token, entity) pairs the released reference code zeroes before the mention mean.
+
+    The reference gathers the states of the batch's distinct entity tokens in row-major order
+    (``H[mask == 1]``, [T, d]) and then, through an aliased in-place subtraction, zeroes rows
+    ``0..N-1`` of it (N = entities in the forward pass). Flat positions ``b * L + t`` sorted
+    ascending are that order, so the zeroed tokens are the N smallest distinct positions.
+    """
+    distinct = torch.unique(positions)  # sorted
+    return torch.isin(positions, distinct[:num_entities])
+
+
 class BaliModel(nn.Module):
     """LM + MLM head + graph encoder; ``forward(batch)`` returns the BALI losses.
 
@@ -186,12 +198,18 @@ class BaliModel(nn.Module):
     def text_embeddings(self, states: torch.Tensor, batch: Any) -> torch.Tensor:
         """Mean of each entity's mention-token states (scatter-mean over ``mention_token_index``).
 
-        With ``center_embeddings`` the batch mean is subtracted, as for the name features.
+        With ``mention_pooling: reference`` the released code's zeroed rows are reproduced first (see
+        :func:`reference_zeroed_tokens`). With ``center_embeddings`` the batch mean is subtracted, as
+        for the name features.
         """
         flat = states.reshape(-1, states.shape[-1])
         positions, entities = batch.mention_token_index[0], batch.mention_token_index[1]
         n = batch.num_entities
-        sums = flat.new_zeros((n, flat.shape[-1])).index_add_(0, entities, flat[positions])
+        token_states = flat[positions]
+        if self.config.mention_pooling == "reference":
+            zeroed = reference_zeroed_tokens(positions, n)
+            token_states = torch.where(zeroed.unsqueeze(-1), token_states.new_zeros(()), token_states)
+        sums = flat.new_zeros((n, flat.shape[-1])).index_add_(0, entities, token_states)
         counts = torch.bincount(entities, minlength=n).clamp(min=1).to(flat.dtype)
         text = sums / counts.unsqueeze(-1)
         return text - text.mean(dim=0, keepdim=True) if self.config.center_embeddings else text
@@ -236,15 +254,18 @@ class BaliModel(nn.Module):
         self,
         text: torch.Tensor,
         graph: torch.Tensor,
-        node_ids: torch.Tensor,
+        labels: torch.Tensor,
         negatives: tuple[torch.Tensor, torch.Tensor] | None = None,
+        text_rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """InfoNCE (or MS) over cat(text, graph) with labels cat(ids, ids).
+        """InfoNCE (or MS) over cat(text, graph), each row labelled with its entity's ``labels``.
 
-        ``negatives`` (embeddings, node ids) only join InfoNCE's denominators (``neighbour_negatives``).
+        ``text_rows`` (bool [N]) keeps one text row per distinct mention (see ``bali.data.labels``);
+        ``negatives`` (embeddings, labels) only join InfoNCE's denominators (``neighbour_negatives``).
         """
-        embeddings = torch.cat([text, graph])
-        labels = torch.cat([node_ids, node_ids])
+        text_labels = labels if text_rows is None else labels[text_rows]
+        embeddings = torch.cat([text if text_rows is None else text[text_rows], graph])
+        labels = torch.cat([text_labels, labels])
         if self.config.loss == "ms":
             return multi_similarity_loss(
                 embeddings, labels, self.config.ms_alpha, self.config.ms_beta, self.config.ms_base
@@ -270,13 +291,13 @@ class BaliModel(nn.Module):
                 names = None if names is None else self.alignment_projection(names)
             target_names = None if names is None else names[: batch.num_entities]
             negatives = (
-                (names[batch.num_entities :], batch.neighbour_node_ids)
+                (names[batch.num_entities :], batch.negative_labels)
                 if self.config.neighbour_negatives and names is not None
                 else None
             )
-            align = self.alignment_loss(text, graph, batch.entity_node_ids, negatives)
+            align = self.alignment_loss(text, graph, batch.labels, negatives, batch.text_distinct)
             name_align = (
-                self.alignment_loss(text, target_names, batch.entity_node_ids, negatives)
+                self.alignment_loss(text, target_names, batch.labels, negatives, batch.text_distinct)
                 if self.config.name_alignment_weight and target_names is not None
                 else mlm.new_zeros(())
             )

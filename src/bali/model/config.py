@@ -41,6 +41,13 @@ class ModelConfig(BaseModel):
     # (the names are encoded without gradients, the reference's optional `--concept_encoder_nograd`;
     # the GNN still trains), or only the names (the sentence states change through the MLM alone).
     align_through: Literal["both", "mentions", "names"] = "both"
+    # Mention embedding: the paper's mean of each entity's mention-token states, or what the released
+    # code computes (textkb/modeling/bi_encoder_model.py:214-215 at f9970d0): an aliased in-place
+    # subtraction zeroes the first N entity-token states of the batch (N = entities, tokens in
+    # row-major order) before the mean, so about a third of the entities get a zero or shrunken
+    # embedding and no alignment gradient through those tokens. For reproducing the released models
+    # and for ablations only.
+    mention_pooling: Literal["mean", "reference"] = "mean"
     ms_alpha: float = 2.0
     ms_beta: float = 50.0
     ms_base: float = 0.5

@@ -21,7 +21,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(default=0.01, ge=0.0)
     warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
     max_warmup_steps: int = Field(default=10_000, ge=0)
-    max_grad_norm: float = Field(default=1.0, gt=0.0)
+    # Clip the global gradient norm at this value; null turns clipping off (the reference's own loop
+    # does not clip; its DeepSpeed config, which might, was never released). 1.0 keeps the early
+    # steps of a fresh MLM head from moving the LM far.
+    max_grad_norm: float | None = Field(default=1.0, gt=0.0)
     seed: int = 29
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     save_every: int = Field(default=1000, ge=1)

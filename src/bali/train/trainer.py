@@ -458,7 +458,7 @@ def _micro_step(run: _Run, batch: Any) -> dict[str, torch.Tensor]:
     with acc.accumulate(run.model):
         losses = run.model(batch)
         acc.backward(losses["loss"])
-        if acc.sync_gradients:
+        if acc.sync_gradients and run.tcfg.max_grad_norm is not None:
             acc.clip_grad_norm_(run.model.parameters(), run.tcfg.max_grad_norm)
         run.optimizer.step()
         if acc.sync_gradients and not acc.optimizer_step_was_skipped:
