@@ -76,7 +76,7 @@ def test_name_alignment_contrasts_mentions_with_target_names_before_the_gnn(
     with torch.no_grad():
         _, pooled = model._encode_sentences(batch)
         text = model.text_embeddings(pooled, batch)
-        names = model._encode_names(batch.name_input_ids, batch.name_attention_mask)
+        names = model.encode_names(batch.name_input_ids, batch.name_attention_mask)
         targets = names[batch.graph_node_names[: batch.num_entities]]
         expected = model.alignment_loss(text, targets, batch.entity_node_ids)
     assert out["name_align_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
@@ -158,7 +158,7 @@ def test_align_through_chooses_which_side_of_the_alignment_trains_the_lm(
     batch = make_batch()
     model = _seeded_model(tiny_bert_dir, align_through=through, mlm_weight=0.0)
     seen: dict[str, torch.Tensor] = {}
-    encode_sentences, encode_names = model._encode_sentences, model._encode_names
+    encode_sentences, encode_names = model._encode_sentences, model.encode_names
 
     def spy_sentences(b: BaliBatch) -> tuple[torch.Tensor, torch.Tensor]:
         last, pooled = encode_sentences(b)
@@ -170,7 +170,7 @@ def test_align_through_chooses_which_side_of_the_alignment_trains_the_lm(
         seen["names"] = encode_names(*args)
         return seen["names"]
 
-    model._encode_sentences, model._encode_names = spy_sentences, spy_names
+    model._encode_sentences, model.encode_names = spy_sentences, spy_names
     model(batch)["loss"].backward()
     # Zeros, not None, when detached: the MLM term (weight 0) still reads the sentence states.
     assert (seen["sentences"].grad.abs().sum() > 0) == (through != "names")
@@ -230,7 +230,7 @@ def test_name_bucketing_matches_unbucketed_encoding(
     model = BaliModel(ModelConfig(gnn_layers=2), tiny_bert_dir).eval()
     batch = make_batch(concepts=9)
     with torch.no_grad():
-        got = model._encode_names(batch.name_input_ids, batch.name_attention_mask)
+        got = model.encode_names(batch.name_input_ids, batch.name_attention_mask)
         states = model.lm(
             input_ids=batch.name_input_ids, attention_mask=batch.name_attention_mask
         ).last_hidden_state

@@ -87,7 +87,11 @@ def test_run_directory_layout(full_run: Path, tiny_dataset_dir: Path) -> None:
     assert [r["step"] for r in train_records] == list(range(1, 9))
     assert {"loss", "mlm_loss", "align_loss", "lr_lm", "lr_other", "samples_per_s"} <= set(train_records[0])
     assert train_records[0]["lr_other"] == pytest.approx(5 * train_records[0]["lr_lm"])
-    assert [r["step"] for r in records if r["split"] == "validation"] == [4, 8]
+    validation = [r for r in records if r["split"] == "validation"]
+    assert [r["step"] for r in validation] == [4, 8]
+    for record in validation:  # alignment in [0, 4], uniformity in [-4, 0] on the unit sphere
+        assert 0.0 <= record["align_text_graph"] <= 4.0
+        assert all(-4.0 <= record[key] <= 0.0 for key in ("uniform_text", "uniform_graph", "uniform_names"))
     assert (full_run / "final" / "model.safetensors").is_file()
 
 

@@ -172,7 +172,7 @@ class BaliModel(nn.Module):
         last = out.last_hidden_state
         return last, last if layer == -1 else out.hidden_states[layer]
 
-    def _encode_names(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def encode_names(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pooled LM encodings of each distinct name row, [U, d], with gradients.
 
         ``mean`` pools over all non-pad tokens including [CLS]/[SEP] (the reference's setting).
@@ -234,7 +234,7 @@ class BaliModel(nn.Module):
             ).last_hidden_state
             return states[:, 0], None
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.align_through != "mentions"):
-            names = self._encode_names(batch.name_input_ids, batch.name_attention_mask)
+            names = self.encode_names(batch.name_input_ids, batch.name_attention_mask)
         if self.config.center_embeddings:
             names = names - names.mean(dim=0, keepdim=True)
         features = names[batch.graph_node_names]

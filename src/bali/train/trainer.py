@@ -30,6 +30,7 @@ from bali.export import export_run
 from bali.lm import load_tokenizer, tokenizer_fingerprint
 from bali.model.bali import BaliModel
 from bali.model.config import LOSS_KEYS
+from bali.model.geometry import GeometryMeter
 from bali.train.checkpoints import TrainerState, load_latest, remove_partial_writes, write_checkpoint
 from bali.train.config import TrainConfig
 from bali.train.distributed import launched_on_cpu
@@ -214,19 +215,30 @@ class _Meter:
 
 
 def _evaluate(accelerator: Any, model: Any, loader: DataLoader) -> dict[str, float]:
-    """Mean losses over the validation split (weighted by batch, summed over processes)."""
+    """Mean losses over the validation split (weighted by batch, summed over processes), and the
+    alignment and uniformity of the embeddings (:mod:`bali.model.geometry`).
+
+    The geometry calls the unwrapped model, so it is measured where every process holds whole
+    weights (one process, DDP); DeepSpeed and FSDP runs log the losses only.
+    """
     model.eval()
     sums = torch.zeros(len(LOSS_KEYS) + 1, device=accelerator.device, dtype=torch.float64)
+    geometry = GeometryMeter(accelerator.device) if accelerator.distributed_type in _REPLICATED else None
     with torch.no_grad():
         for batch in loader:
             out = model(batch)
             sums += torch.tensor(
                 [float(out[k]) for k in LOSS_KEYS] + [1.0], device=accelerator.device, dtype=torch.float64
             )
+            if geometry is not None:
+                geometry.add(accelerator.unwrap_model(model), batch)
     model.train()
     sums = accelerator.reduce(sums, reduction="sum")
     count = max(float(sums[-1]), 1.0)
-    return {key: float(total) / count for key, total in zip(LOSS_KEYS, sums[:-1].tolist(), strict=True)}
+    losses = {key: float(total) / count for key, total in zip(LOSS_KEYS, sums[:-1].tolist(), strict=True)}
+    if geometry is None:
+        return losses
+    return {**losses, **geometry.result(lambda t: accelerator.reduce(t, reduction="sum"))}
 
 
 def truncate_metrics(path: Path, step: int) -> None:
