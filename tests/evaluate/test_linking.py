@@ -528,3 +528,19 @@ def test_cli_and_config_offer_exactly_the_formats_the_readers_accept() -> None:
     assert choices["format"] == FORMATS
     assert choices["dictionary_format"] == DICTIONARY_FORMATS
     assert typing.get_args(EvalConfig.model_fields["linking_format"].annotation) == FORMATS
+
+
+def test_cli_splits_rows_into_mentions_seen_and_unseen_in_a_training_corpus(
+    exact_match_encoder: None, medic_file: Path, pubtator_file: Path, tmp_path: Path
+) -> None:
+    from bali.cli import main
+    from bali.evaluate.seen import SEEN, UNSEEN
+
+    train = tmp_path / "train.PubTator.txt"  # "heart-failure" normalises to the test's "Heart failure"
+    train.write_text("9|t|Heart-failure.\n9|a|x\n9\t0\t13\theart-failure\tDisease\tD006333\n\n")
+    out = tmp_path / "el"
+    args = ["eval", "linking", "--model", "m", "--dictionary", str(medic_file), "--out", str(out)]
+    assert main([*args, "--mentions", str(pubtator_file), "--train-mentions", str(train)]) == 0
+    rows = {r["subset"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert rows[SEEN]["mentions"] == 1  # "Heart failure"; "HF", "diabetes" and the composite are unseen
+    assert rows[SEEN]["mentions"] + rows[UNSEEN]["mentions"] == rows["all"]["mentions"]

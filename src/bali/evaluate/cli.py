@@ -52,6 +52,11 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
     if (args.dictionary is None) == (args.kg is None):
         raise BadInputError("give exactly one of --dictionary FILE and --kg DIR")
+    subsets = None
+    if args.train_mentions:
+        from bali.evaluate.seen import seen_subsets, training_strings
+
+        subsets = seen_subsets(training_strings(args.train_mentions, args.train_format))
     result = evaluate_linking(
         args.model,
         args.dictionary or args.kg,
@@ -69,6 +74,7 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         cache_dir=args.cache,
         cache_dtype=args.cache_dtype,
         index=args.index,
+        subsets=subsets,
     )
     best = max(result["rows"], key=lambda r: r["acc@1"])
     sets = ", ".join(
@@ -225,6 +231,18 @@ def _add_linking_sources(p: argparse.ArgumentParser) -> None:
         action="append",
         help="keep only this type, e.g. Disease; with one --mentions repeatable (any of them), with "
         "several once for all or once per --mentions, comma-separated, '' for no filter",
+    )
+    p.add_argument(
+        "--train-mentions",
+        action="append",
+        help="training corpus mention file (repeatable): adds rows for mentions whose normalised "
+        "string is a gold mention there (seen) and for the rest (unseen)",
+    )
+    p.add_argument(
+        "--train-format",
+        choices=("pubtator", "biosyn", "tsv"),
+        default="pubtator",
+        help="format of --train-mentions (default pubtator)",
     )
 
 
