@@ -48,7 +48,8 @@ def mention_sets_from_args(args: argparse.Namespace) -> list[Any]:
 
 
 def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    from bali.evaluate.linking import evaluate_linking, format_paired, format_rows
+    from bali.evaluate.linking import evaluate_linking
+    from bali.evaluate.report import format_paired, format_rows
 
     if (args.dictionary is None) == (args.kg is None):
         raise BadInputError("give exactly one of --dictionary FILE and --kg DIR")

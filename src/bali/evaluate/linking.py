@@ -20,6 +20,7 @@ The protocol (printed with every result, because published numbers differ mostly
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
@@ -46,6 +47,7 @@ from bali.evaluate.mentions import (
     read_pubtator,
     read_tsv_mentions,
 )
+from bali.evaluate.report import write_report
 from bali.evaluate.search import ApproxIndex, ExactIndex, VectorBlocks, build_index, recall_at_k
 
 log = logging.getLogger(__name__)
@@ -226,17 +228,6 @@ def paired_comparisons(hits: Mapping[tuple[str, str, str, str], np.ndarray]) -> 
             }
         )
     return rows
-
-
-def format_paired(result: dict[str, Any]) -> list[str]:
-    """One line per paired comparison, for the terminal and report.md."""
-    return [
-        f"{c['model']} vs {c['against']} ({c['benchmark'] + ', ' if 'benchmark' in c else ''}"
-        f"{c['pooling']}, {c['protocol']}): "
-        f"right where it was wrong on {c['won']} mentions, wrong where it was right on {c['lost']}; "
-        f"exact McNemar p = {c['p_value']:.3g}"
-        for c in result.get("paired", [])
-    ]
 
 
 def mention_stats(mentions: Sequence[Mention], dictionary: Dictionary) -> dict[str, Any]:
@@ -656,10 +647,6 @@ def write_linking_results(
     result: dict[str, Any], predictions: dict[str, list[dict[str, Any]]], out_dir: str | Path, overwrite: bool
 ) -> Path:
     """results.json, report.md and per-row predictions (top concepts per mention, for error analysis)."""
-    import json
-
-    from bali.evaluate.report import write_report
-
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         write_json_atomic(tmp / "results.json", result)
         pred_dir = tmp / "predictions"
@@ -670,25 +657,3 @@ def write_linking_results(
                     handle.write(json.dumps(item) + "\n")
         write_report(tmp, linking_results=result)
     return Path(out_dir)
-
-
-def format_rows(result: dict[str, Any]) -> str:
-    """A fixed-width table of the rows, for the terminal and report.md."""
-    ks = result["settings"]["ks"]
-    header = ["model", "benchmark", "pooling", "protocol", "subset", "n", *[f"Acc@{k}" for k in ks], "MRR"]
-    lines = [header]
-    for row in result["rows"]:
-        lines.append(
-            [
-                row["model"],
-                row.get("benchmark", "mentions"),
-                row["pooling"],
-                row["protocol"],
-                row["subset"],
-                str(row["mentions"]),
-                *[f"{100 * row[f'acc@{k}']:.2f}" for k in ks],
-                f"{100 * row['mrr']:.2f}",
-            ]
-        )
-    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)

@@ -224,9 +224,40 @@ def _heldout_tsne_section(panels: Mapping[str, Panel], out: Path) -> list[str]:
     ]
 
 
-def _linking_section(result: dict[str, Any]) -> list[str]:
-    from bali.evaluate.linking import format_paired, format_rows
+def format_rows(result: dict[str, Any]) -> str:
+    """A fixed-width table of the rows, for the terminal and report.md."""
+    ks = result["settings"]["ks"]
+    header = ["model", "benchmark", "pooling", "protocol", "subset", "n", *[f"Acc@{k}" for k in ks], "MRR"]
+    lines = [header]
+    for row in result["rows"]:
+        lines.append(
+            [
+                row["model"],
+                row.get("benchmark", "mentions"),
+                row["pooling"],
+                row["protocol"],
+                row["subset"],
+                str(row["mentions"]),
+                *[f"{100 * row[f'acc@{k}']:.2f}" for k in ks],
+                f"{100 * row['mrr']:.2f}",
+            ]
+        )
+    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
 
+
+def format_paired(result: dict[str, Any]) -> list[str]:
+    """One line per paired comparison, for the terminal and report.md."""
+    return [
+        f"{c['model']} vs {c['against']} ({c['benchmark'] + ', ' if 'benchmark' in c else ''}"
+        f"{c['pooling']}, {c['protocol']}): "
+        f"right where it was wrong on {c['won']} mentions, wrong where it was right on {c['lost']}; "
+        f"exact McNemar p = {c['p_value']:.3g}"
+        for c in result.get("paired", [])
+    ]
+
+
+def _linking_section(result: dict[str, Any]) -> list[str]:
     d = result["dictionary"]
     lines = [
         "## Zero-shot entity linking",

@@ -10,7 +10,7 @@ from typing import Any
 
 from bali.cli import add_json_flag
 from bali.config import load_config
-from bali.evaluate.linking import format_paired
+from bali.evaluate.report import format_paired
 from bali.pipeline.run import STAGES, Pipeline
 
 DEMO_PRESET = "demo.yaml"
