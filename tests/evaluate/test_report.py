@@ -150,3 +150,37 @@ def test_heldout_tsne_reads_the_evaluation_cache_and_plots_base_next_to_bali(
     write_report(tmp_path / "r", heldout_tsne=panels)
     assert (tmp_path / "r" / "heldout_tsne.png").stat().st_size > 1000
     assert "## Held-out concepts: base next to bali" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_training_curves_plot_only_the_losses_the_run_trained(tmp_path: Path) -> None:
+    from bali.evaluate.report import trained_losses
+
+    records = [
+        {"step": s, "loss": 2.0, "mlm_loss": 1.5, "align_loss": 0.5, "name_align_loss": 0.0} for s in (1, 2)
+    ]
+    records.append({"step": 2, "split": "validation", "loss": 2.0, "name_align_loss": 0.0})
+    # Without the run's config: a component that is 0 at every step was off.
+    assert trained_losses(records, None) == ["loss", "mlm_loss", "align_loss"]
+    # With it, the weights decide: an alignment weight of 0 leaves a non-zero but untrained align_loss.
+    weights = {"model": {"mlm_weight": 1.0, "alignment_weight": 0.0, "name_alignment_weight": 0.0}}
+    assert trained_losses(records, weights) == ["loss", "mlm_loss"]
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    (run / "config.yaml").write_text("model:\n  name_alignment_weight: 0.0\n")
+    text = write_report(tmp_path / "r", metrics_path=run / "metrics.jsonl").read_text()
+    assert "Not plotted (weight 0, not trained): name_align_loss." in text
+    assert (tmp_path / "r" / "training_curves.png").is_file()
+
+
+def test_report_names_each_model_by_role_and_path_and_links_the_run_config(tmp_path: Path) -> None:
+    result = _linking_result(["base", "bali"])
+    for row in result["rows"]:
+        row["model_path"] = "builtin" if row["model"] == "base" else "runs/demo/train/final"
+    out = tmp_path / "eval"
+    roles = {"base": "the base model", "bali": "the BALI-trained model"}
+    text = write_report(out, result, roles=roles, run_config=tmp_path / "train" / "config.yaml").read_text()
+    assert "| base | the base model | `builtin` |" in text
+    assert "| bali | the BALI-trained model | `runs/demo/train/final` |" in text
+    assert "](../train/config.yaml)" in text

@@ -6,16 +6,26 @@ QA numbers in this field are only comparable under the same protocol.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
 from bali.jsonlines import read_json_objects
 from bali.model.config import LOSS_KEYS
+from bali.train.rundir import CONFIG_FILE
+
+# The run-config weight (under ``model``) that switches each logged loss component on.
+LOSS_WEIGHTS = {
+    "mlm_loss": "mlm_weight",
+    "align_loss": "alignment_weight",
+    "name_align_loss": "name_alignment_weight",
+}
 
 # (held-out synonym vectors [n, d], their concepts' name vectors [n, d], a label per pair)
 Panel = tuple[np.ndarray, np.ndarray, list[str]]
@@ -40,11 +50,43 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return [record for _, record in read_json_objects(path)]
 
 
-def plot_training_curves(records: Sequence[dict[str, Any]], out: Path) -> Path | None:
-    """Loss components against step (training lines, validation markers) and the learning rate."""
+def read_run_config(metrics_path: str | Path) -> dict[str, Any] | None:
+    """The ``config.yaml`` of the run that wrote ``metrics_path`` (it sits beside it), if any."""
+    path = Path(metrics_path)
+    config = (path if path.is_dir() else path.parent) / CONFIG_FILE
+    if not config.is_file():
+        return None
+    loaded = yaml.safe_load(config.read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, dict) else None
+
+
+def trained_losses(records: Sequence[dict[str, Any]], run_config: dict[str, Any] | None) -> list[str]:
+    """The loss keys worth a curve: the total, and each component the run trained.
+
+    The trainer logs every component, a task that is off as a constant 0; plotting it would suggest
+    a loss that was trained to 0. A component is off when its weight in the run's config is 0, or,
+    without the config, when it is 0 at every logged step.
+    """
+    weights = (run_config or {}).get("model") or {}
+    keys = []
+    for key in LOSS_KEYS:
+        values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+        weight = weights.get(LOSS_WEIGHTS.get(key, ""), None)
+        if values and (weight > 0 if weight is not None else any(v != 0 for v in values)):
+            keys.append(key)
+    return keys
+
+
+def plot_training_curves(
+    records: Sequence[dict[str, Any]], out: Path, keys: Sequence[str] | None = None
+) -> Path | None:
+    """Loss components (``keys``, default: every one logged) against step, with the learning rate.
+
+    Training values are lines, validation values markers.
+    """
     train = [r for r in records if r.get("split", "train") == "train" and "step" in r]
     valid = [r for r in records if r.get("split") == "validation" and "step" in r]
-    keys = [k for k in LOSS_KEYS if any(k in r for r in train + valid)]
+    keys = [k for k in (LOSS_KEYS if keys is None else keys) if any(k in r for r in train + valid)]
     if not keys:
         return None
     has_lr = any("lr" in r for r in train)
@@ -330,6 +372,53 @@ def _task_section(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _training_section(metrics_path: str | Path, out: Path) -> list[str]:
+    """Record count, step range and the curves of the losses the run trained (others named)."""
+    records = read_metrics(metrics_path)
+    keys = trained_losses(records, read_run_config(metrics_path))
+    plot = plot_training_curves(records, out / "training_curves.png", keys)
+    steps = [r["step"] for r in records if "step" in r]
+    off = [k for k in LOSS_KEYS if k not in keys and any(k in r for r in records)]
+    lines = [
+        "## Training",
+        "",
+        f"`{metrics_path}`: {len(records)} records"
+        + (f", steps {min(steps)}-{max(steps)}" if steps else "")
+        + ".",
+        "",
+    ]
+    if off:
+        lines += [f"Not plotted (weight 0, not trained): {', '.join(off)}.", ""]
+    if plot is not None:
+        lines += [f"![training curves]({plot.name})", ""]
+    return lines
+
+
+def _models_section(
+    linking_results: Sequence[dict[str, Any]],
+    roles: Mapping[str, str] | None,
+    run_config: str | Path | None,
+    out: Path,
+) -> list[str]:
+    """Which directory each row label stands for, in which role, and the config that trained them."""
+    paths = {
+        r["model"]: r.get("model_path", r["model"]) for res in linking_results for r in res.get("rows", [])
+    }
+    if not paths:
+        return []
+    first = next(iter(paths))
+    lines = ["## Models", "", "| model | role | path |", "|---|---|---|"]
+    for label, path in paths.items():
+        role = (roles or {}).get(label) or (
+            "reference: every other model is paired with it" if label == first else ""
+        )
+        lines.append(f"| {label} | {role} | `{path}` |")
+    if run_config is not None:
+        link = os.path.relpath(run_config, out)
+        lines += ["", f"Training configuration: [`{run_config}`]({link})."]
+    return [*lines, ""]
+
+
 def write_report(
     out_dir: str | Path,
     linking_results: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
@@ -338,28 +427,22 @@ def write_report(
     task_results: Sequence[dict[str, Any]] | None = None,
     title: str = "BALI evaluation",
     heldout_tsne: Mapping[str, Panel] | None = None,
+    roles: Mapping[str, str] | None = None,
+    run_config: str | Path | None = None,
 ) -> Path:
-    """Write ``report.md`` and its PNGs into ``out_dir`` (created if needed); returns the report path."""
+    """Write ``report.md`` and its PNGs into ``out_dir`` (created if needed); returns the report path.
+
+    ``roles`` describes each model label (``{"bali": "trained by BALI"}``) and ``run_config`` is
+    the training run's ``config.yaml``, linked so a reader finds what produced the numbers.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(linking_results, dict):
         linking_results = [linking_results]
     linking_results = list(linking_results or [])
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", "", *_models_section(linking_results, roles, run_config, out)]
     if metrics_path is not None:
-        records = read_metrics(metrics_path)
-        plot = plot_training_curves(records, out / "training_curves.png")
-        steps = [r["step"] for r in records if "step" in r]
-        lines += [
-            "## Training",
-            "",
-            f"`{metrics_path}`: {len(records)} records"
-            + (f", steps {min(steps)}-{max(steps)}" if steps else "")
-            + ".",
-            "",
-        ]
-        if plot is not None:
-            lines += [f"![training curves]({plot.name})", ""]
+        lines += _training_section(metrics_path, out)
     if linking_results:
         plot = plot_linking(linking_results, out / "linking_acc.png")
         if plot is not None:

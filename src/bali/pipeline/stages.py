@@ -8,13 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 from bali.artifacts import write_json_atomic
 from bali.errors import BadInputError
-from bali.train.rundir import FINAL_DIR, RESULTS
+from bali.train.rundir import CONFIG_FILE, FINAL_DIR, RESULTS
 
 if TYPE_CHECKING:
     from bali.evaluate.mentions import Mention
     from bali.pipeline.run import Pipeline
 
 IN_CORPUS, NOT_IN_CORPUS = "concept in corpus", "concept not in corpus"
+MODEL_ROLES = {
+    "base": "the base model the training run started from (model.name)",
+    "bali": "the BALI-trained model: the training run's Hugging Face export",
+}
 
 
 def run_kg(p: Pipeline, fresh: bool) -> dict[str, Any]:
@@ -84,7 +88,7 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     from bali.export import write_model_card
 
     ev = p.config.eval
-    models, labels = [p.config.model.name, str(p.run_dir / FINAL_DIR)], ["base", "bali"]
+    models, labels = [p.config.model.name, str(p.run_dir / FINAL_DIR)], list(MODEL_ROLES)
     cache_dir = p.eval_dir.parent / CACHE_DIRNAME
     subsets = None
     if ev.linking_format == "heldout":
@@ -118,6 +122,8 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
         metrics_path=metrics if metrics.exists() else None,
         title="BALI demo: base vs BALI-trained model",
         heldout_tsne=heldout_tsne_panels(p, models, labels, cache_dir),
+        roles=MODEL_ROLES,
+        run_config=p.run_dir / CONFIG_FILE,
     )
     first = results["rows"][0]
     rows = [r for r in results["rows"] if r["protocol"] == first["protocol"] and r["subset"] == "all"]
