@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from bali.artifacts import MANIFEST, fingerprint, settings_hash, write_json_atomic
-from bali.config import BaliConfig
 from bali.errors import BadInputError, BaliError
+from bali.pipeline import stages
+from bali.pipeline.layout import PipelineLayout
 from bali.train.distributed import end_distributed, is_distributed, process_state
 
 logger = logging.getLogger(__name__)
@@ -40,18 +41,8 @@ class StagePlan:
     done_marker: str  # a file inside ``output`` that exists only when the stage completed
 
 
-class Pipeline:
-    """Resolves stage directories and runs stages, skipping those whose stamps match."""
-
-    def __init__(self, config: BaliConfig) -> None:
-        self.config = config
-        self.root = Path(config.out_dir)
-        self.kg_dir = self.root / "kg"
-        self.corpus_dir = self.root / "corpus"
-        self.data_dir = self.root / "data"
-        self.run_dir = self.root / "train"
-        self.eval_dir = self.root / "eval"
-        self.stamp_dir = self.root / ".stamps"
+class Pipeline(PipelineLayout):
+    """Runs the stages of one layout in order, skipping those whose stamps match."""
 
     def plan(self, stage: str) -> StagePlan:
         c = self.config
@@ -177,14 +168,12 @@ class Pipeline:
     def _run_stage(
         self, plan: StagePlan, forced: bool, progress: Callable[[str], None], stamp: bool = True
     ) -> dict[str, Any]:
-        from bali.pipeline.stages import RUNNERS
-
         if not forced and self.is_up_to_date(plan):
             progress(f"[{plan.name}] up to date: {plan.output}")
             return {"status": "skipped", "output": str(plan.output)}
         progress(f"[{plan.name}] running -> {plan.output}")
         start = time.perf_counter()
-        result = RUNNERS[plan.name](self, forced)
+        result = stages.RUNNERS[plan.name](self, forced)
         elapsed = time.perf_counter() - start
         if stamp:
             self.mark_done(plan)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from bali.artifacts import write_json_atomic
 from bali.errors import BadInputError
+from bali.pipeline.layout import PipelineLayout
 from bali.train.rundir import CONFIG_FILE, FINAL_DIR, RESULTS
 
 if TYPE_CHECKING:
     from bali.evaluate.mentions import Mention
-    from bali.pipeline.run import Pipeline
 
 IN_CORPUS, NOT_IN_CORPUS = "concept in corpus", "concept not in corpus"
 MODEL_ROLES = {
@@ -21,19 +21,19 @@ MODEL_ROLES = {
 }
 
 
-def run_kg(p: Pipeline, fresh: bool) -> dict[str, Any]:
+def run_kg(p: PipelineLayout, fresh: bool) -> dict[str, Any]:
     from bali.kg.build import build_kg
 
     return build_kg(p.config.kg, p.kg_dir, overwrite=True)
 
 
-def run_corpus(p: Pipeline, fresh: bool) -> dict[str, Any]:
+def run_corpus(p: PipelineLayout, fresh: bool) -> dict[str, Any]:
     from bali.corpus.link import link_corpus
 
     return link_corpus(p.kg_dir, p.corpus_dir, p.config.corpus, overwrite=True)
 
 
-def run_data(p: Pipeline, fresh: bool) -> dict[str, Any]:
+def run_data(p: PipelineLayout, fresh: bool) -> dict[str, Any]:
     from bali.data.encode import build_dataset
 
     return build_dataset(
@@ -41,7 +41,7 @@ def run_data(p: Pipeline, fresh: bool) -> dict[str, Any]:
     )
 
 
-def run_train(p: Pipeline, fresh: bool) -> dict[str, Any]:
+def run_train(p: PipelineLayout, fresh: bool) -> dict[str, Any]:
     """Resume an interrupted run unless the stage is forced (then start over)."""
     from bali.train.trainer import train
 
@@ -67,7 +67,7 @@ def corpus_coverage_subsets(corpus_dir: str | Path) -> dict[str, Callable[[Menti
 
 
 def heldout_tsne_panels(
-    p: Pipeline, models: list[str], labels: list[str], cache_dir: Path
+    p: PipelineLayout, models: list[str], labels: list[str], cache_dir: Path
 ) -> dict[str, Any] | None:
     """Held-out synonyms vs their concepts' names per model, from the evaluation's embedding cache."""
     from bali.evaluate.heldout_sample import heldout_panels
@@ -81,7 +81,7 @@ def heldout_tsne_panels(
     return panels
 
 
-def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
+def run_eval(p: PipelineLayout, fresh: bool) -> dict[str, Any]:
     """Zero-shot linking of the base model and the trained model under one protocol, then the report."""
     from bali.evaluate.linking import CACHE_DIRNAME, evaluate_linking
     from bali.evaluate.report import write_report
@@ -139,7 +139,7 @@ def run_eval(p: Pipeline, fresh: bool) -> dict[str, Any]:
     return {"report": str(report), "rows": rows}
 
 
-RUNNERS: dict[str, Callable[[Pipeline, bool], dict[str, Any]]] = {
+RUNNERS: dict[str, Callable[[PipelineLayout, bool], dict[str, Any]]] = {
     "kg": run_kg,
     "corpus": run_corpus,
     "data": run_data,
