@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bali.errors import BadInputError
-from bali.kg.umls import SUPPRESSED, read_layout
+from bali.kg.rrf import SUPPRESSED, read_layout
 
 BERN2_SHARD = "pubmed22n{:04d}.json"
 # MRCONSO sources whose codes BERN2 normalises to, and BERN2's spelling of their ids.

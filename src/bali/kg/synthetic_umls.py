@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bali.kg.umls import STANDARD_LAYOUT
+from bali.kg.rrf import STANDARD_LAYOUT
 
 _WORDS = [
     "acute",
