@@ -118,3 +118,25 @@ def test_export_of_gathered_weights_needs_no_checkpoint_weights(tmp_path: Path, 
     except ImportError:
         with pytest.raises(BadInputError, match="pip install deepspeed"):
             export_run(tmp_path / "run", tmp_path / "hf2")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_sentence_transformers_loads_the_export_with_the_evaluation_embeddings(
+    tmp_path: Path, tiny_bert_dir: str, no_network: None, pooling: str
+) -> None:
+    """`SentenceTransformer(export).encode(names)` is what bali's linking evaluation embeds: the
+    export's modules.json carries the evaluation's pooling, normalisation and name length."""
+    from sentence_transformers import SentenceTransformer
+
+    from bali.evaluate.encode import encode_texts
+    from bali.lm import load_encoder
+
+    _fake_run(tmp_path / "run", tiny_bert_dir, f"eval.pooling=[{pooling}]")
+    out = export_run(tmp_path / "run", tmp_path / "hf")
+    names = ["myocardial infarction", "heart attack", "seizure", "a much longer name " * 8]
+    st = SentenceTransformer(str(out), device="cpu", local_files_only=True).encode(names)
+    ours = encode_texts(load_encoder(str(out)), load_tokenizer(str(out)), names, [pooling])[pooling]
+    assert st.shape == ours.shape
+    assert abs(st - ours).max() < 1e-5
+    card = (out / "README.md").read_text()
+    assert "SentenceTransformer(" in card and f"{pooling} pooling" in card

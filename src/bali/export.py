@@ -3,6 +3,11 @@
 The LM is what BALI releases (a drop-in encoder for fine-tuning); the graph encoder is written next
 to it in safetensors with the config needed to rebuild it, and a README model card records where
 the model came from (base model, KG, corpus, steps, hyperparameters, evaluation results).
+
+Entity-representation models are loaded with sentence-transformers as often as with ``AutoModel``,
+and without ``modules.json`` sentence-transformers guesses a pooling. The export therefore also
+holds the sentence-transformers files that reproduce the evaluation's embeddings: the pooling the
+run's evaluation used (``eval.pooling``, mean by default), L2 normalisation, and its name length.
 """
 
 from __future__ import annotations
@@ -16,12 +21,21 @@ import yaml
 
 from bali.artifacts import atomic_output_dir
 from bali.errors import BadInputError
+from bali.evaluate.config import NAME_MAX_LENGTH
 from bali.train.checkpoints import STATE_FILE, latest_complete
 from bali.train.rundir import BASE_DIR, CONFIG_FILE, DATA_MANIFEST, RESULTS
 
 GRAPH_ENCODER_WEIGHTS = "graph_encoder.safetensors"
 GRAPH_ENCODER_CONFIG = "graph_encoder_config.json"
 DEEPSPEED_TAG = "pytorch_model"  # the sub-directory Accelerate's save_state gives DeepSpeed
+POOLING_DIR = "1_Pooling"
+# The modules sentence-transformers chains: the LM in the export's root, pooling, L2 normalisation
+# (the format of the embedded base model's own sentence-transformers files).
+ST_MODULES = [
+    {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+    {"idx": 1, "name": "1", "path": POOLING_DIR, "type": "sentence_transformers.models.Pooling"},
+    {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+]
 
 
 def _read_model_state(checkpoint: Path) -> dict[str, Any]:
@@ -91,7 +105,9 @@ def _model_card(
     base = str(config.get("model", {}).get("name", "?"))
     if base == "builtin":
         base += " (the embedded all-MiniLM-L6-v2, a 6-layer BERT of width 384)"
-    lines = _card_intro(base) + _card_training(config, trainer_state, graph_config, base)
+    lines = _card_intro(base, evaluation_pooling(config)) + _card_training(
+        config, trainer_state, graph_config, base
+    )
     lines += _card_counts("Training corpus", (data_manifest or {}).get("counts"))
     lines += _card_counts("Knowledge graph", _kg_summary(data_manifest))
     if results:
@@ -108,12 +124,12 @@ def _model_card(
     return "\n".join(lines)
 
 
-def _card_intro(base: str) -> list[str]:
-    """Front matter, title and how to load the directory: the LM here, the graph encoder beside it."""
+def _card_intro(base: str, pooling: str) -> list[str]:
+    """Front matter, title and how to load the directory, with transformers or sentence-transformers."""
     return [
         "---",
         "library_name: transformers",
-        "tags: [bali, biomedical, knowledge-graph, fill-mask, feature-extraction]",
+        "tags: [bali, biomedical, knowledge-graph, fill-mask, feature-extraction, sentence-transformers]",
         "---",
         "",
         f"# BALI: {base} aligned with a biomedical knowledge graph",
@@ -123,10 +139,22 @@ def _card_intro(base: str) -> list[str]:
         "This directory holds the language model (a plain encoder: load it with `AutoModel`); the graph "
         f"encoder used during training is in `{GRAPH_ENCODER_WEIGHTS}` (config `{GRAPH_ENCODER_CONFIG}`).",
         "",
+        "With transformers (pool the last hidden states yourself):",
+        "",
         "```python",
         "from transformers import AutoModel, AutoTokenizer",
         'model = AutoModel.from_pretrained("PATH")',
         'tokenizer = AutoTokenizer.from_pretrained("PATH")',
+        "```",
+        "",
+        f"With sentence-transformers, which reads `modules.json`: {pooling} pooling and L2 normalisation, "
+        f"as the evaluation embedded names, truncated at {NAME_MAX_LENGTH} tokens like them (raise "
+        "`model.max_seq_length` for sentences):",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        'model = SentenceTransformer("PATH")',
+        'embeddings = model.encode(["myocardial infarction", "heart attack"])',
         "```",
     ]
 
@@ -236,6 +264,33 @@ def _graph_encoder_config(config: dict[str, Any], width: int) -> dict[str, Any]:
     }
 
 
+def evaluation_pooling(config: dict[str, Any]) -> str:
+    """The pooling of the run's linking evaluation (its first, when it compared several)."""
+    return str(((config.get("eval") or {}).get("pooling") or ["mean"])[0])
+
+
+def write_sentence_transformers_files(directory: Path, pooling: str, width: int) -> None:
+    """``modules.json`` and the module configs with which ``SentenceTransformer(directory)`` embeds
+    a text exactly as bali's evaluation does: ``pooling`` over the last hidden states, L2-normalised,
+    at most ``NAME_MAX_LENGTH`` tokens."""
+    (directory / "modules.json").write_text(json.dumps(ST_MODULES, indent=2) + "\n", encoding="utf-8")
+    (directory / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": NAME_MAX_LENGTH, "do_lower_case": False}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    pooling_config = {
+        "word_embedding_dimension": width,
+        "pooling_mode_cls_token": pooling == "cls",
+        "pooling_mode_mean_tokens": pooling == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }
+    (directory / POOLING_DIR).mkdir()
+    (directory / POOLING_DIR / "config.json").write_text(
+        json.dumps(pooling_config, indent=2) + "\n", encoding="utf-8"
+    )
+
+
 def export_run(
     run_dir: str | Path, out_dir: str | Path, overwrite: bool = False, weights: dict[str, Any] | None = None
 ) -> Path:
@@ -275,6 +330,7 @@ def export_run(
             metadata={"format": "pt"},
         )
         AutoTokenizer.from_pretrained(run / BASE_DIR, local_files_only=True).save_pretrained(tmp)
+        write_sentence_transformers_files(tmp, evaluation_pooling(config), int(lm_config.hidden_size))
         if graph_config is not None:
             save_file(parts["graph_encoder"], str(tmp / GRAPH_ENCODER_WEIGHTS), metadata={"format": "pt"})
             (tmp / GRAPH_ENCODER_CONFIG).write_text(

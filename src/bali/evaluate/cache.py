@@ -38,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bali.artifacts import write_json_atomic
+from bali.evaluate.config import NAME_MAX_LENGTH
 from bali.evaluate.encode import (
     BATCHES_PER_BLOCK,
     Device,
@@ -251,7 +252,7 @@ def dictionary_embeddings(
     poolings: Sequence[str],
     cache_dir: str | Path,
     *,
-    max_length: int = 32,
+    max_length: int = NAME_MAX_LENGTH,
     batch_size: int = 256,
     device: Device,
     dtype: str = "float32",

@@ -8,6 +8,7 @@ from typing import Any
 
 from bali.cli import add_json_flag
 from bali.errors import BadInputError
+from bali.evaluate.config import NAME_MAX_LENGTH
 
 
 def _per_set(values: list[str] | None, count: int, flag: str) -> list[str | None]:
@@ -196,7 +197,7 @@ def _add_linking(sub: Any) -> None:
     _add_linking_sources(p)
     _add_linking_protocol(p)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--max-length", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=NAME_MAX_LENGTH)
     p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, help="results directory (results.json, report.md, predictions/)")
     p.add_argument("--overwrite", action="store_true")

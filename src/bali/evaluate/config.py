@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Tokens kept of a dictionary name or a mention when embedding them for linking (names are short;
+# the export's sentence-transformers config uses the same, so it reproduces the evaluation).
+NAME_MAX_LENGTH = 32
+
 
 class EvalConfig(BaseModel):
     """Zero-shot linking protocol and downstream tasks to run after training."""

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bali.evaluate.config import NAME_MAX_LENGTH
+
 POOLINGS = ("mean", "cls")
 BATCHES_PER_BLOCK = 64  # batches per block of the length-sorted texts (a cache block, a dedup window)
 
@@ -193,7 +195,7 @@ def encode_texts(
     texts: Sequence[str],
     poolings: Sequence[str] = ("mean",),
     batch_size: int = 256,
-    max_length: int = 32,
+    max_length: int = NAME_MAX_LENGTH,
     device: str | Device = "cpu",
     desc: str = "encoding",
 ) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bali.evaluate.cache import dictionary_embeddings
+from bali.evaluate.config import NAME_MAX_LENGTH
 from bali.evaluate.dictionary import Dictionary, load_dictionary
 from bali.evaluate.encode import encode_texts, resolve_device
 from bali.evaluate.mentions import read_heldout
@@ -39,7 +40,7 @@ def heldout_panels(
     seed: int = 0,
     pooling: str = "mean",
     batch_size: int = 128,
-    max_length: int = 32,
+    max_length: int = NAME_MAX_LENGTH,
     device: str = "cpu",
 ) -> tuple[dict[str, Panel], dict[str, str]]:
     """Per model label: (held-out synonym vectors, concept name vectors, "synonym -> name" labels).

@@ -36,6 +36,7 @@ import numpy as np
 from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
 from bali.evaluate.cache import dictionary_embeddings
+from bali.evaluate.config import NAME_MAX_LENGTH
 from bali.evaluate.dictionary import Dictionary, load_dictionary
 from bali.evaluate.encode import POOLINGS, Device, resolve_device
 from bali.evaluate.mentions import (
@@ -498,7 +499,7 @@ def evaluate_linking(
     ks: Sequence[int] = (1, 5),
     mrr_depth: int = 64,
     batch_size: int = 256,
-    max_length: int = 32,
+    max_length: int = NAME_MAX_LENGTH,
     device: str = "cpu",
     overwrite: bool = False,
     model_labels: Sequence[str] | None = None,
