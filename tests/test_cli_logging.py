@@ -45,3 +45,28 @@ def test_faiss_loader_lines_only_with_verbose(verbose: bool) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert ("faiss.loader" in result.stderr) is verbose, result.stderr
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_load_report_of_an_mlm_checkpoint_only_with_verbose(
+    restore_logging: None, tiny_mlm_bert_dir: str, verbose: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PubMedBERT-style checkpoints carry an MLM head the encoder does not use: transformers' LOAD
+    REPORT about it is noise on every rank, shown only with --verbose (bali says what matters)."""
+    from bali.lm import LOAD_REPORT_LOGGER, load_encoder
+
+    configure_logging(verbose)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    hf_logger = logging.getLogger(LOAD_REPORT_LOGGER)
+    hf_logger.addHandler(handler)
+    try:
+        with caplog.at_level(logging.DEBUG if verbose else logging.INFO, logger="bali"):
+            encoder = load_encoder(tiny_mlm_bert_dir)
+    finally:
+        hf_logger.removeHandler(handler)
+    assert encoder.config.hidden_size == 32
+    assert any("LOAD REPORT" in message for message in seen) == verbose
+    assert ("checkpoint weights the encoder does not use" in caplog.text) == verbose
+    assert "start random" not in caplog.text  # only the unused pooler is missing: nothing to warn about

@@ -7,12 +7,20 @@ a local directory, or a Hugging Face id that is already in the local cache. Noth
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bali.errors import BadInputError
 
+logger = logging.getLogger(__name__)
+
 BUILTIN = "builtin"
+# transformers logs its LOAD REPORT (weights of the checkpoint the model does not use, weights the
+# model needs that the checkpoint lacks) here as a warning, once per process.
+LOAD_REPORT_LOGGER = "transformers.modeling_utils"
 
 
 def builtin_model_path() -> Path:
@@ -73,7 +81,53 @@ def load_encoder(model: str | Path, **kwargs: Any) -> Any:
         ) from exc
     if getattr(config, "is_decoder", False) or getattr(config, "is_encoder_decoder", False):
         raise BadInputError(f"'{model}' is not an encoder model ({config.model_type})")
-    return AutoModel.from_pretrained(resolved, local_files_only=True, **kwargs)
+    with _quiet_load_report():
+        encoder, info = AutoModel.from_pretrained(
+            resolved, local_files_only=True, output_loading_info=True, **kwargs
+        )
+    _log_loading(str(model), info)
+    return encoder
+
+
+def _drop_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_load_report() -> Iterator[None]:
+    """Hide transformers' LOAD REPORT unless bali logs at DEBUG (``--verbose``).
+
+    An MLM checkpoint (PubMedBERT) loaded as an encoder always reports its unused MLM head and the
+    pooler it lacks, on every rank; :func:`_log_loading` says what matters instead.
+    """
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    hf_logger = logging.getLogger(LOAD_REPORT_LOGGER)
+    hf_logger.addFilter(_drop_load_report)
+    try:
+        yield
+    finally:
+        hf_logger.removeFilter(_drop_load_report)
+
+
+def _log_loading(model: str, info: dict[str, Any]) -> None:
+    """Warn about encoder weights the checkpoint lacks (they start random), except the pooler and
+    position ids, which no bali embedding reads; the checkpoint's unused weights (a pretraining head)
+    are expected and only logged at DEBUG."""
+    missing = [
+        k for k in info.get("missing_keys", ()) if "position_ids" not in k and not k.startswith("pooler.")
+    ]
+    if missing:
+        logger.warning(
+            "%s: %d encoder weights are not in the checkpoint and start random: %s",
+            model,
+            len(missing),
+            sorted(missing)[:5],
+        )
+    unused = sorted(info.get("unexpected_keys", ()))
+    if unused:
+        logger.debug("%s: %d checkpoint weights the encoder does not use: %s", model, len(unused), unused[:5])
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> dict[str, Any]:
