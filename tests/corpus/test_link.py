@@ -12,6 +12,7 @@ from bali.cli import main
 from bali.corpus.artifact import LinkedCorpus
 from bali.corpus.config import CorpusConfig
 from bali.corpus.link import link_corpus
+from bali.corpus.readers import InputBudget, read_documents
 
 KGFactory = Callable[..., Path]  # the tiny_kg fixture of conftest.py
 
@@ -290,3 +291,30 @@ def test_umls_prefixed_cuis_map_to_cui_nodes(tiny_kg: KGFactory, tmp_path: Path,
     manifest = link_corpus(kg, tmp_path / "out", CorpusConfig(builtin=False, inputs=[str(path)], format=fmt))
     assert manifest["counts"]["gold"]["mapped"] == 2
     assert LinkedCorpus.load(tmp_path / "out").sentence(0)[1] == [(0, 6, [0]), (11, 16, [1])]
+
+
+def test_bern2_tmvar_ids_are_whole_ids_counted_under_their_prefix(
+    tiny_kg: KGFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tmVar id holds '|' and ';': one unmapped TMVAR id, not fragments with unknown prefixes."""
+    tmvar = "tmVar:p|SUB|V|600|E;HGVS:p.V600E;VariantGroup:0;CorrespondingGene:673;RS#:113488022"
+    record = {
+        "pmid": "8",
+        "text": "Asthma with V600E.",
+        "annotations": [
+            {"id": ["mesh:D001249"], "mention": "Asthma", "obj": "disease", "span": {"begin": 0, "end": 6}},
+            {"id": [tmvar], "mention": "V600E", "obj": "mutation", "span": {"begin": 12, "end": 17}},
+        ],
+    }
+    path = tmp_path / "pubmed.json"
+    path.write_text(json.dumps(record) + "\n")
+    (doc,) = read_documents([path], "bern2", InputBudget())
+    assert doc.annotations[1].ids == "TMVAR:p_SUB_V_600_E"
+    code, stdout, _ = run(
+        ["--kg", str(tiny_kg()), "--input", str(path), "--format", "bern2", "--out", str(tmp_path / "o")],
+        capsys,
+    )
+    assert code == 0 and "mapped 1/2" in stdout
+    gold = json.loads((tmp_path / "o" / "manifest.json").read_text())["counts"]["gold"]
+    assert gold["unmapped"]["unknown_id"] == 1
+    assert gold["unknown_id_prefixes"] == {"TMVAR": 1}

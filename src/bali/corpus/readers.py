@@ -10,6 +10,7 @@ error naming file and line by default, a count in the manifest under ``--max-err
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from bali.errors import BadInputError, ErrorBudget
 
 FORMATS: tuple[str, ...] = ("text", "jsonl", "pubtator", "bern2")
 NO_ID = frozenset({"", "-", "-1", "cui-less", "cuiless", "none", "null"})
+# BERN2's variant ids (``tmVar:p|SUB|V|600|E;HGVS:p.V600E;VariantGroup:0;...``) are one id each but
+# hold the ``|``, ``,`` and ``+`` that separate ids and composite parts in a gold id field.
+TMVAR = "tmvar:"
 
 
 class InputBudget(ErrorBudget):
@@ -322,10 +326,21 @@ def _bern2_annotation(
             number,
         )
         return None
-    ids = "|".join(i for i in raw_ids if i.strip().lower() not in NO_ID)
+    ids = "|".join(_bern2_id(i) for i in raw_ids if i.strip().lower() not in NO_ID)
     return GoldAnnotation(
         int(begin), int(end), str(item.get("mention") or ""), str(item.get("obj") or ""), ids, number
     )
+
+
+def _bern2_id(raw: str) -> str:
+    """One BERN2 id as one gold id. A tmVar id keeps its variant, separators written as ``_``
+    (``TMVAR:p_SUB_V_600_E``): counted once under its own prefix, not split into fragments whose
+    unknown prefixes would be counted as unmapped ids."""
+    text = raw.strip()
+    if not text.lower().startswith(TMVAR):
+        return text
+    variant = text[len(TMVAR) :].split(";", 1)[0]
+    return "TMVAR:" + re.sub(r"[|,+]", "_", variant)
 
 
 def _is_int(value: Any) -> bool:
