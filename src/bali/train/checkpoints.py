@@ -4,6 +4,12 @@ A checkpoint is ``checkpoints/step-N/`` holding Accelerate's full state (model, 
 scheduler, RNG states), ``trainer_state.json`` (step, epoch, batches consumed in the epoch) and a
 ``COMPLETE`` marker written last. It is assembled in a temporary sibling and renamed into place, so a
 crash leaves either a whole checkpoint or an ignorable temporary directory.
+
+Resuming unpickles Accelerate's files, and Accelerate loads registered custom objects (the scheduler)
+with ``weights_only=False``, under which a pickle can run any code. Before Accelerate reads a
+checkpoint, every pickled file in it is therefore read with ``weights_only=True`` (tensors, numbers,
+containers and numpy's RNG arrays only) and a checkpoint that fails is skipped. Resume only from
+checkpoints you trust all the same: the check narrows what a crafted file can do, it is no sandbox.
 """
 
 from __future__ import annotations
@@ -111,6 +117,19 @@ def remove_partial_writes(run_dir: str | Path) -> list[Path]:
     return stale
 
 
+def check_tensor_only(checkpoint: Path) -> None:
+    """Read every pickled file of ``checkpoint`` with ``weights_only=True``; raise if one holds more.
+
+    Accelerate's own loader with its allow-list of numpy types (the RNG states), so a genuine
+    checkpoint passes, and a file naming any other global (code to run) raises before Accelerate
+    unpickles it without that restriction.
+    """
+    from accelerate.utils.other import load
+
+    for path in sorted(checkpoint.glob("*.bin")) + sorted(checkpoint.glob("*.pkl")):
+        load(path, map_location="cpu", weights_only=True)
+
+
 def load_latest(run_dir: str | Path, load_state: Callable[[str], None]) -> tuple[TrainerState, Path] | None:
     """Restore the newest loadable checkpoint; skip partial or corrupt ones with a warning.
 
@@ -126,6 +145,7 @@ def load_latest(run_dir: str | Path, load_state: Callable[[str], None]) -> tuple
             state = TrainerState(**raw)
             if state.step != step:
                 raise ValueError(f"{STATE_FILE} says step {state.step}")
+            check_tensor_only(path)
             load_state(str(path))
         except Exception as exc:  # any failure means "not usable": fall back to an older one
             logger.warning("skipping checkpoint %s: cannot be loaded (%s: %s)", path, type(exc).__name__, exc)
