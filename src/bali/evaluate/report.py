@@ -1,5 +1,9 @@
 """``report.md`` with PNG plots: training curves, linking Acc@k of base vs trained, t-SNE of embeddings.
 
+The fixed-width linking table and the paired-comparison lines are formatted here too, for the report
+and the terminal alike, so that linking (which writes a report) depends on this module, not the
+reverse.
+
 The report restates protocol, data, sizes and seeds next to every number, because entity-linking and
 QA numbers in this field are only comparable under the same protocol.
 """
