@@ -184,3 +184,24 @@ def test_report_names_each_model_by_role_and_path_and_links_the_run_config(tmp_p
     assert "| base | the base model | `builtin` |" in text
     assert "| bali | the BALI-trained model | `runs/demo/train/final` |" in text
     assert "](../train/config.yaml)" in text
+
+
+def test_training_curves_add_a_geometry_panel_when_validation_logged_it(tmp_path: Path) -> None:
+    import struct
+
+    from bali.evaluate.report import plot_training_curves
+
+    records = [{"step": s, "loss": 2.0 / s, "lr": 1e-4} for s in (1, 2, 3)]
+
+    def png_width(path: Path) -> int:
+        return struct.unpack(">I", path.read_bytes()[16:20])[0]
+
+    plain = plot_training_curves(
+        [*records, {"step": 3, "split": "validation", "loss": 1.0}], tmp_path / "a.png"
+    )
+    geometry = {"align_text_graph": 0.9, "uniform_text": -2.1, "uniform_names": -1.5}
+    with_geometry = plot_training_curves(
+        records + [{"step": s, "split": "validation", "loss": 1.0, **geometry} for s in (2, 3)],
+        tmp_path / "b.png",
+    )
+    assert png_width(with_geometry) == pytest.approx(1.5 * png_width(plain), rel=0.02)  # 3 panels, not 2

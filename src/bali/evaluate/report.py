@@ -21,7 +21,7 @@ import yaml
 from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
 from bali.jsonlines import read_json_objects
-from bali.model.config import LOSS_KEYS
+from bali.model.config import GEOMETRY_KEYS, LOSS_KEYS
 from bali.train.rundir import CONFIG_FILE
 
 # The run-config weight (under ``model``) that switches each logged loss component on.
@@ -94,8 +94,10 @@ def plot_training_curves(
     if not keys:
         return None
     has_lr = any("lr" in r for r in train)
+    geometry = [k for k in GEOMETRY_KEYS if any(isinstance(r.get(k), (int, float)) for r in valid)]
+    panels = 1 + has_lr + bool(geometry)
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2 if has_lr else 1, figsize=(11 if has_lr else 6, 4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     ax = axes[0][0]
     for i, key in enumerate(keys):
         color = f"C{i}"
@@ -116,10 +118,22 @@ def plot_training_curves(
         axes[0][1].plot(*zip(*lr, strict=True), color="C3")
         axes[0][1].set_xlabel("step")
         axes[0][1].set_title("learning rate")
+    if geometry:
+        _plot_geometry(axes[0][-1], valid, geometry)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _plot_geometry(ax: Any, valid: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Alignment and uniformity at each validation (:mod:`bali.model.geometry`): drift as it happens."""
+    for i, key in enumerate(keys):
+        points = [(r["step"], r[key]) for r in valid if isinstance(r.get(key), (int, float))]
+        ax.plot(*zip(*points, strict=True), color=f"C{i + 4}", marker="o", label=key)
+    ax.set_xlabel("step")
+    ax.set_title("embedding geometry (validation)")
+    ax.legend(fontsize=8)
 
 
 def plot_linking(results: Sequence[dict[str, Any]], out: Path) -> Path | None:

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # What ``BaliModel.forward`` returns: the total loss and its parts (the trainer and report log them).
 LOSS_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss")
+# What each validation adds (bali.model.geometry): alignment and uniformity of the embeddings.
+GEOMETRY_KEYS = ("align_text_graph", "uniform_text", "uniform_graph", "uniform_names")
 
 
 class ModelConfig(BaseModel):

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-GEOMETRY_KEYS = ("align_text_graph", "uniform_text", "uniform_graph", "uniform_names")
+from bali.model.config import GEOMETRY_KEYS
+
 UNIFORMITY_T = 2.0
 
 
