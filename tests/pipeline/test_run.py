@@ -158,12 +158,19 @@ def test_heldout_rows_are_split_by_corpus_coverage(tmp_path: Path) -> None:
 def test_eval_stage_samples_heldout_concepts_as_configured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`eval.heldout_max_concepts` and `eval.seed` reach the linking evaluation (they were ignored)."""
+    """`eval.heldout_max_concepts` and `eval.seed` reach the linking evaluation (they were ignored),
+    and `eval.linking_train_mentions` adds the seen / unseen rows."""
     import bali.evaluate.linking
+    import bali.evaluate.mentions
     import bali.evaluate.report
     import bali.export
+    from bali.evaluate.seen import SEEN, UNSEEN
 
-    p = _pipeline(tmp_path, "eval.heldout_max_concepts=7", "eval.seed=3")
+    train = tmp_path / "train.PubTator.txt"
+    train.write_text("9|t|Fever.\n9|a|x\n9\t0\t5\tFever\tDisease\tD005334\n\n")
+    p = _pipeline(
+        tmp_path, "eval.heldout_max_concepts=7", "eval.seed=3", f"eval.linking_train_mentions=[{train}]"
+    )
     monkeypatch.setattr(stage_module, "corpus_coverage_subsets", lambda corpus: None)
     monkeypatch.setattr(stage_module, "heldout_tsne_panels", lambda *a: None)
     seen: dict[str, Any] = {}
@@ -178,6 +185,9 @@ def test_eval_stage_samples_heldout_concepts_as_configured(
     p.run_dir.mkdir(parents=True)
     stage_module.run_eval(p, fresh=True)
     assert seen["max_mentions"] == 7 and seen["seed"] == 3
+    assert set(seen["subsets"]) == {SEEN, UNSEEN}
+    fever = bali.evaluate.mentions.Mention("d", 0, 5, "fever", "Disease", (("D005334",),), False, "t", 1)
+    assert seen["subsets"][SEEN](fever) and not seen["subsets"][UNSEEN](fever)
 
 
 def test_demo_prints_base_and_bali_rows_and_their_pairing(

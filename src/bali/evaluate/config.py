@@ -20,6 +20,9 @@ class EvalConfig(BaseModel):
     linking_format: Literal["pubtator", "biosyn", "heldout", "tsv"] = "heldout"
     linking_dictionary: str | None = None
     entity_types: list[str] = Field(default_factory=list)
+    # Training-corpus mention files (PubTator): rows for test mentions whose normalised string is a
+    # training gold mention (seen) and the rest (unseen), as `bali eval linking --train-mentions`.
+    linking_train_mentions: list[str] = Field(default_factory=list)
     pooling: list[Literal["mean", "cls"]] = Field(default_factory=lambda: ["mean"])
     heldout_max_concepts: int = Field(default=2000, ge=1)
     batch_size: int = Field(default=128, ge=1)
