@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
 from bali.corpus.artifact import CorpusWriter
 from bali.data.config import DataConfig
-from bali.data.encode import backend_tokenizer, build_dataset
+from bali.data.encode import build_dataset
+from bali.data.tokenizer import backend_tokenizer
 from bali.kg.graph import Relation, write_kg
 from bali.lm import load_tokenizer
 
