@@ -4,6 +4,10 @@ The same code runs on CPU, one GPU, DDP, DeepSpeed and several nodes: the topolo
 ``accelerate launch`` (configs in ``configs/accelerate/``). The run is exactly resumable: the data
 order is a function of (seed, epoch), the collator's randomness of (seed, epoch, sample indices),
 and checkpoints hold model, optimiser, scheduler, RNG states and the position in the epoch.
+
+This module sets a run up: it opens the data, checks the run directory and a resume against the
+run's settings, and builds the accelerator, model, optimiser and loaders; :mod:`bali.train.loop`
+runs the steps and exports the result.
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ import logging
 import math
 import os
 import shutil
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +27,14 @@ from torch.utils.data import DataLoader, Sampler
 
 from bali.artifacts import read_manifest, write_json_atomic
 from bali.config import BaliConfig, dump_config
-from bali.errors import BadInputError, BaliError
-from bali.export import export_run
+from bali.errors import BadInputError
 from bali.lm import load_tokenizer, tokenizer_fingerprint
 from bali.model.bali import BaliModel
-from bali.model.config import LOSS_KEYS
-from bali.model.geometry import GeometryMeter
-from bali.train.checkpoints import TrainerState, load_latest, remove_partial_writes, write_checkpoint
+from bali.train.checkpoints import load_latest, remove_partial_writes
 from bali.train.config import TrainConfig
 from bali.train.distributed import launched_on_cpu
-from bali.train.rundir import BASE_DIR, CONFIG_FILE, DATA_MANIFEST, FINAL_DIR, METRICS
+from bali.train.loop import TrainingRun, finish, train_loop
+from bali.train.rundir import BASE_DIR, CONFIG_FILE, DATA_MANIFEST, METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +140,6 @@ _HARMLESS = ("save_every", "keep_checkpoints", "eval_every", "log_every", "num_w
 # Settings that only move the end of the run: accepted on resume with ``allow_config_change``.
 _EXTENDABLE = ("train.max_steps", "train.epochs")
 RESUME_SETTINGS = "resume_settings.json"
-# Backends whose processes each hold the whole model (DDP); ZeRO-3 and FSDP shard it.
-_REPLICATED = ("NO", "MULTI_GPU", "MULTI_CPU")
 
 
 def per_device_batch_size(tcfg: TrainConfig, processes: int) -> int:
@@ -192,55 +190,6 @@ def _prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
         raise BadInputError("run directory exists; pass --resume to continue it or --overwrite", out)
 
 
-class _Meter:
-    """Running sums of the losses between two log lines."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums = torch.zeros(len(LOSS_KEYS), dtype=torch.float64)
-        self.count = 0
-        self.samples = 0
-        self.start = time.perf_counter()
-
-    def add(self, out: dict[str, torch.Tensor], samples: int) -> None:
-        values = [float(out[k].detach()) for k in LOSS_KEYS]
-        self.sums += torch.tensor(values, dtype=torch.float64)
-        self.count += 1
-        self.samples += samples
-
-    def samples_per_second(self) -> float:
-        return self.samples / max(time.perf_counter() - self.start, 1e-9)
-
-
-def _evaluate(accelerator: Any, model: Any, loader: DataLoader) -> dict[str, float]:
-    """Mean losses over the validation split (weighted by batch, summed over processes), and the
-    alignment and uniformity of the embeddings (:mod:`bali.model.geometry`).
-
-    The geometry calls the unwrapped model, so it is measured where every process holds whole
-    weights (one process, DDP); DeepSpeed and FSDP runs log the losses only.
-    """
-    model.eval()
-    sums = torch.zeros(len(LOSS_KEYS) + 1, device=accelerator.device, dtype=torch.float64)
-    geometry = GeometryMeter(accelerator.device) if accelerator.distributed_type in _REPLICATED else None
-    with torch.no_grad():
-        for batch in loader:
-            out = model(batch)
-            sums += torch.tensor(
-                [float(out[k]) for k in LOSS_KEYS] + [1.0], device=accelerator.device, dtype=torch.float64
-            )
-            if geometry is not None:
-                geometry.add(accelerator.unwrap_model(model), batch)
-    model.train()
-    sums = accelerator.reduce(sums, reduction="sum")
-    count = max(float(sums[-1]), 1.0)
-    losses = {key: float(total) / count for key, total in zip(LOSS_KEYS, sums[:-1].tolist(), strict=True)}
-    if geometry is None:
-        return losses
-    return {**losses, **geometry.result(lambda t: accelerator.reduce(t, reduction="sum"))}
-
-
 def truncate_metrics(path: Path, step: int) -> None:
     """Keep the records up to ``step`` (the checkpoint resumed from; 0 = none): later ones are logged
     again. A line cut short by a kill is dropped, not fatal."""
@@ -257,56 +206,6 @@ def truncate_metrics(path: Path, step: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _replica_checksums(accelerator: Any, model: Any) -> list[float]:
-    """One parameter checksum per process: data-parallel replicas must hold identical weights."""
-    params = accelerator.unwrap_model(model).parameters()
-    local = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1)
-    return [float(v) for v in accelerator.gather(local.to(accelerator.device)).cpu()]
-
-
-@dataclass
-class _Run:
-    """Everything the step loop works on, built once by :func:`_setup`."""
-
-    accelerator: Any
-    model: Any
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    loader: Any
-    collator: Any
-    val_loader: Any | None
-    out: Path
-    tcfg: TrainConfig
-    total_steps: int
-    per_device_batch: int
-    state: TrainerState = field(default_factory=TrainerState)
-    last_train: dict[str, float] = field(default_factory=dict)
-    last_validation: dict[str, float] | None = None
-    last_saved: Path | None = None
-    started: float = 0.0
-
-    @property
-    def is_main(self) -> bool:
-        return bool(self.accelerator.is_main_process)
-
-    def log(self, record: dict[str, Any]) -> None:
-        if self.is_main:
-            with (self.out / METRICS).open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-
-    def checkpoint(self) -> Path:
-        acc = self.accelerator
-        self.last_saved = write_checkpoint(
-            self.out,
-            self.state,
-            acc.save_state,
-            self.tcfg.keep_checkpoints,
-            self.is_main,
-            acc.wait_for_everyone,
-        )
-        return self.last_saved
 
 
 def _build_model(config: BaliConfig, data: TrainingData, data_dir: str | Path) -> BaliModel:
@@ -357,7 +256,7 @@ def _setup(
     resume: bool,
     overwrite: bool,
     allow_config_change: bool,
-) -> _Run:
+) -> TrainingRun:
     """Accelerator, the run directory, the model; then :func:`_prepare` and the resumed state."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -403,7 +302,7 @@ def build_optimizer(model: BaliModel, tcfg: TrainConfig) -> torch.optim.AdamW:
 
 def _prepare(
     accelerator: Any, model: BaliModel, data: TrainingData, tcfg: TrainConfig, per_device: int, out: Path
-) -> _Run:
+) -> TrainingRun:
     """Optimiser, loaders and the cosine schedule, passed through Accelerate."""
     from transformers import get_cosine_schedule_with_warmup
 
@@ -422,7 +321,7 @@ def _prepare(
         val_collator = data.make_collator(data.validation)
         val_collator.set_epoch(0)
         val_loader = accelerator.prepare(_loader(data.validation, per_device, val_collator, tcfg))
-    return _Run(
+    return TrainingRun(
         accelerator,
         prepared,
         optimizer,
@@ -437,7 +336,7 @@ def _prepare(
     )
 
 
-def _restore(run: _Run) -> None:
+def _restore(run: TrainingRun) -> None:
     """Load the newest usable checkpoint and make ``metrics.jsonl`` agree with it."""
     restored = load_latest(run.out, run.accelerator.load_state)
     if restored is None:
@@ -448,149 +347,6 @@ def _restore(run: _Run) -> None:
         truncate_metrics(run.out / METRICS, run.state.step)
         remove_partial_writes(run.out)
     run.accelerator.wait_for_everyone()
-
-
-def _epoch_batches(run: _Run) -> Any:
-    """This epoch's loader, past the micro-batches a resumed run already consumed."""
-    run.collator.set_epoch(run.state.epoch)
-    loader = run.loader
-    if run.state.batches_in_epoch:
-        from accelerate import skip_first_batches
-
-        loader = skip_first_batches(run.loader, run.state.batches_in_epoch)
-    # Accelerate's loader re-sets the sampler's epoch from its own iteration counter when iterated;
-    # set that counter, or a resumed run (whose loader starts counting at 0) replays epoch 0's order.
-    loader.set_epoch(run.state.epoch)
-    return loader
-
-
-def _micro_step(run: _Run, batch: Any) -> dict[str, torch.Tensor]:
-    """Forward and backward one micro-batch; the optimiser steps when accumulation is complete."""
-    acc = run.accelerator
-    with acc.accumulate(run.model):
-        losses = run.model(batch)
-        acc.backward(losses["loss"])
-        if acc.sync_gradients and run.tcfg.max_grad_norm is not None:
-            acc.clip_grad_norm_(run.model.parameters(), run.tcfg.max_grad_norm)
-        run.optimizer.step()
-        if acc.sync_gradients and not acc.optimizer_step_was_skipped:
-            run.scheduler.step()
-        run.optimizer.zero_grad(set_to_none=True)
-    run.state.batches_in_epoch += 1
-    return losses
-
-
-def _log_train(run: _Run, meter: _Meter, progress: Any) -> None:
-    """Mean losses since the last log line, to ``metrics.jsonl`` (and stderr when it is no terminal)."""
-    means = run.accelerator.reduce(meter.sums.to(run.accelerator.device), reduction="mean") / meter.count
-    run.last_train = dict(zip(LOSS_KEYS, means.tolist(), strict=True))
-    lr_lm, lr_other = (group["lr"] for group in run.optimizer.param_groups)
-    rate = meter.samples_per_second()
-    step = run.state.step
-    run.log(
-        {
-            "split": "train",
-            "step": step,
-            "epoch": run.state.epoch,
-            **run.last_train,
-            "lr_lm": lr_lm,
-            "lr_other": lr_other,
-            "samples_per_s": rate,
-        }
-    )
-    if run.is_main and progress.disable:  # no progress bar (output is a file or a pipe): one line instead
-        elapsed = progress.format_interval(time.perf_counter() - run.started)
-        remaining = (run.total_steps - step) * run.tcfg.batch_size / max(rate, 1e-9)
-        print(
-            f"train step {step}/{run.total_steps} loss {run.last_train['loss']:.4f} {rate:.1f} samples/s "
-            f"elapsed {elapsed} ETA {progress.format_interval(remaining)}",
-            file=sys.stderr,
-            flush=True,
-        )
-    meter.reset()
-
-
-def _after_step(run: _Run, meter: _Meter, progress: Any, losses: dict[str, torch.Tensor]) -> bool:
-    """Progress, logs, validation and checkpoints after optimiser step ``run.state.step``; True at the end."""
-    step, tcfg = run.state.step, run.tcfg
-    progress.update(1)
-    progress.set_postfix(
-        loss=f"{float(losses['loss'].detach()):.3f}",
-        mlm=f"{float(losses['mlm_loss']):.3f}",
-        align=f"{float(losses['align_loss']):.3f}",
-        lr=f"{run.optimizer.param_groups[0]['lr']:.1e}",
-        sps=f"{meter.samples_per_second():.1f}",
-    )
-    finished = step >= run.total_steps
-    if step % tcfg.log_every == 0 or finished:
-        _log_train(run, meter, progress)
-    if run.val_loader is not None and (step % tcfg.eval_every == 0 or finished):
-        run.last_validation = _evaluate(run.accelerator, run.model, run.val_loader)
-        run.log({"split": "validation", "step": step, "epoch": run.state.epoch, **run.last_validation})
-    if step % tcfg.save_every == 0 or finished:
-        run.checkpoint()
-    return finished
-
-
-def _train_loop(run: _Run) -> None:
-    """Optimiser steps until ``total_steps``, across epochs, from wherever ``run.state`` stands."""
-    from tqdm.auto import tqdm
-
-    progress = tqdm(
-        total=run.total_steps,
-        initial=run.state.step,
-        desc="train",
-        disable=None if run.is_main else True,
-    )
-    run.started = time.perf_counter()
-    samples_per_micro_batch = run.per_device_batch * run.accelerator.num_processes
-    meter = _Meter()
-    run.model.train()
-    while run.state.step < run.total_steps:
-        for batch in _epoch_batches(run):
-            losses = _micro_step(run, batch)
-            meter.add(losses, samples_per_micro_batch)
-            if not run.accelerator.sync_gradients:
-                continue
-            run.state.step += 1
-            if _after_step(run, meter, progress, losses):
-                break
-        else:
-            run.state.epoch += 1
-            run.state.batches_in_epoch = 0
-    progress.close()
-
-
-def _finish(run: _Run) -> dict[str, Any]:
-    """Final checkpoint, replica check and the Hugging Face export of the gathered weights."""
-    acc = run.accelerator
-    checksums = _replica_checksums(acc, run.model)
-    identical = all(c == checksums[0] for c in checksums)
-    if not identical and acc.distributed_type in _REPLICATED:
-        raise BaliError(f"data-parallel replicas ended with different weights (checksums {checksums})")
-    if run.last_saved is None:  # resumed at (or past) the end: make sure the final state is on disk
-        run.checkpoint()
-    # Every rank takes part in gathering (ZeRO-3 shards the weights); the main process exports them,
-    # so DDP, DeepSpeed and FSDP runs export alike, whatever layout their checkpoints have.
-    weights = acc.get_state_dict(run.model)
-    final = run.out / FINAL_DIR
-    if run.is_main:
-        export_run(run.out, final, overwrite=True, weights=weights)
-    acc.wait_for_everyone()
-    return {
-        "run_dir": str(run.out),
-        "final_dir": str(final),
-        "checkpoint": str(run.last_saved),
-        "steps": run.state.step,
-        "total_steps": run.total_steps,
-        "epoch": run.state.epoch,
-        "processes": acc.num_processes,
-        "per_device_batch_size": run.per_device_batch,
-        "replica_checksums": checksums,
-        "replicas_identical": identical,
-        "train": run.last_train,
-        "validation": run.last_validation,
-    }
 
 
 def train(
@@ -621,5 +377,5 @@ def train(
         raise BadInputError("the training split is empty", data_dir)
     _check_tokenizer(data, config.model.name)
     run = _setup(config, data, data_dir, out, resume, overwrite, allow_config_change)
-    _train_loop(run)
-    return _finish(run)
+    train_loop(run)
+    return finish(run)
