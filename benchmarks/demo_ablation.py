@@ -33,8 +33,8 @@ import numpy as np
 
 from bali.evaluate.dictionary import kg_node_key
 from bali.evaluate.encode import encode_texts
-from bali.evaluate.linking import mcnemar_exact_p, won_lost
 from bali.evaluate.mentions import read_heldout
+from bali.evaluate.paired import mcnemar_exact_p, won_lost
 from bali.kg.graph import KnowledgeGraph
 from bali.lm import load_encoder, load_tokenizer
 from bali.pipeline.stages import IN_CORPUS, corpus_coverage_subsets

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bali.evaluate.linking import mcnemar_exact_p, won_lost
+from bali.evaluate.paired import mcnemar_exact_p, won_lost
 
 
 def read_predictions(path: Path) -> list[dict]:

@@ -18,8 +18,6 @@ from bali.evaluate.linking import (
     gold_concepts,
     gold_parts,
     gold_rank,
-    mcnemar_exact_p,
-    paired_comparisons,
     rank_concepts,
     score,
 )
@@ -219,26 +217,6 @@ def test_evaluate_linking_counts_and_rows(
         ("m2", 0, 0, 1.0)
     ] * 4  # the same encoder twice: no discordant mention, per pooling and protocol
     assert "exact McNemar p = 1" in (out / "report.md").read_text()
-
-
-def test_paired_comparison_counts_discordant_mentions_and_their_exact_p() -> None:
-    assert mcnemar_exact_p(5, 0) == pytest.approx(2 / 32)  # 5 coin flips all one way, two-sided
-    assert mcnemar_exact_p(0, 0) == 1.0 and mcnemar_exact_p(3, 3) == 1.0
-    assert mcnemar_exact_p(27, 18) == pytest.approx(0.2327, abs=1e-4)  # binomial(45, 1/2) tail
-    base = np.array([True, True, False, False, True])
-    hits = {
-        ("base", "bc5", "mean", "zero-shot"): base,
-        ("bali", "bc5", "mean", "zero-shot"): np.array([True, False, True, True, True]),
-        ("bali", "bc5", "cls", "zero-shot"): base,  # no base row for cls: nothing to pair with
-        ("bali", "ncbi", "mean", "zero-shot"): base,  # nor for another benchmark
-    }
-    (row,) = paired_comparisons(hits)
-    assert (row["model"], row["against"], row["won"], row["lost"]) == ("bali", "base", 2, 1)
-    assert row["p_value"] == 1.0
-    assert row["benchmark"] == "bc5"
-    assert (
-        paired_comparisons({}) == [] and paired_comparisons({("base", "b", "mean", "zero-shot"): base}) == []
-    )
 
 
 def test_evaluate_linking_heldout(exact_match_encoder: None, tiny_kg: Path) -> None:

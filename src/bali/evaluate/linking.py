@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,6 +47,7 @@ from bali.evaluate.mentions import (
     read_pubtator,
     read_tsv_mentions,
 )
+from bali.evaluate.paired import paired_comparisons
 from bali.evaluate.report import write_report
 from bali.evaluate.search import ApproxIndex, ExactIndex, VectorBlocks, build_index, recall_at_k
 
@@ -185,50 +185,6 @@ def load_mentions(
     if mention_format == "tsv":
         return read_tsv_mentions(path), {}
     raise BadInputError(f"unknown mention format '{mention_format}' (expected one of {FORMATS})")
-
-
-def mcnemar_exact_p(won: int, lost: int) -> float:
-    """Two-sided exact McNemar p-value: P(a split at least this uneven | each discordant pair is a coin flip)."""
-    n = won + lost
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(won, lost) + 1)) / 2**n
-    return min(1.0, 2 * tail)
-
-
-def won_lost(hit: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
-    """Mentions only ``hit`` gets right, and mentions only ``reference`` gets right."""
-    return int((hit & ~reference).sum()), int((reference & ~hit).sum())
-
-
-def paired_comparisons(hits: Mapping[tuple[str, str, str, str], np.ndarray]) -> list[dict[str, Any]]:
-    """Each model against the first one, per (benchmark, pooling, protocol): Acc@1 wins, losses, McNemar p.
-
-    ``hits`` maps (model, benchmark, pooling, protocol) to the hit@1 vector over the same mentions,
-    in the order the models were evaluated.
-    """
-    if not hits:
-        return []
-    first = next(iter(hits))[0]
-    rows = []
-    for (model, benchmark, pooling, protocol), hit in hits.items():
-        reference = hits.get((first, benchmark, pooling, protocol))
-        if model == first or reference is None:
-            continue
-        won, lost = won_lost(hit, reference)
-        rows.append(
-            {
-                "model": model,
-                "against": first,
-                "benchmark": benchmark,
-                "pooling": pooling,
-                "protocol": protocol,
-                "won": won,
-                "lost": lost,
-                "p_value": mcnemar_exact_p(won, lost),
-            }
-        )
-    return rows
 
 
 def mention_stats(mentions: Sequence[Mention], dictionary: Dictionary) -> dict[str, Any]:
