@@ -19,8 +19,8 @@ from bali.data import layout
 from bali.data.batch import BaliBatch, BaliItem
 from bali.data.labels import entity_labels
 from bali.data.layout import exclusive_cumsum
-from bali.data.masking import base_key, mask_tokens
-from bali.data.subgraph import gather_sequences, linearise, pick_names, pick_relations, sample_neighbours
+from bali.data.masking import STREAM_NAME, STREAM_RELATION, base_key, mask_tokens
+from bali.data.subgraph import gather_sequences, linearise, pick_from_rows, sample_neighbours
 from bali.errors import BadInputError
 
 GraphFormat = Literal["star", "linear"]
@@ -151,21 +151,23 @@ class BaliCollator:
         neighbour_nodes = np.asarray(files.array(layout.GRAPH_INDICES)[pairs], dtype=np.int64)
         per_target = np.bincount(owner, minlength=len(targets))
         draw_in_owner = np.arange(len(owner)) - np.repeat(exclusive_cumsum(per_target)[:-1], per_target)
-        relations = pick_relations(
+        relations = pick_from_rows(
             files.array(layout.GRAPH_RELATION_OFFSETS),
             files.array(layout.GRAPH_RELATIONS),
             pairs,
             base,
+            STREAM_RELATION,
             entity_keys[owner],
             entity_slots[owner],
             draw_in_owner,
         )
         graph_nodes = np.concatenate([targets, neighbour_nodes])
-        name_rows = pick_names(
+        name_rows = pick_from_rows(
             files.array(layout.NODE_NAMES_INDPTR),
             files.array(layout.NODE_NAME_ROWS),
             graph_nodes,
             base,
+            STREAM_NAME,
             np.concatenate([entity_keys, entity_keys[owner]]),
             np.concatenate([entity_slots, entity_slots[owner]]),
             np.concatenate([np.zeros(len(targets), np.int64), 1 + draw_in_owner]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bali.data.layout import exclusive_cumsum, ragged_arange
-from bali.data.masking import STREAM_NAME, STREAM_NEIGHBOUR, STREAM_RELATION, keyed_integers
+from bali.data.masking import STREAM_NEIGHBOUR, keyed_integers
 
 
 def sample_neighbours(
@@ -50,36 +50,25 @@ def sample_neighbours(
     return owner, starts[owner] + picked
 
 
-def pick_relations(
-    relation_offsets: np.ndarray,
-    relations: np.ndarray,
-    pairs: np.ndarray,
+def pick_from_rows(
+    offsets: np.ndarray,
+    values: np.ndarray,
+    rows: np.ndarray,
     base: np.ndarray,
+    stream: int,
     sample_keys: np.ndarray,
     entity_slots: np.ndarray,
     draw_slots: np.ndarray,
 ) -> np.ndarray:
-    """One uniformly random relation of each sampled (target, neighbour) pair (its CSR position)."""
-    starts = np.asarray(relation_offsets[pairs], dtype=np.int64)
-    counts = np.asarray(relation_offsets[pairs + 1], dtype=np.int64) - starts
-    draw = keyed_integers(base, np.maximum(counts, 1), STREAM_RELATION, sample_keys, entity_slots, draw_slots)
-    return np.asarray(relations[starts + draw], dtype=np.int64)
+    """One uniformly random value of each CSR row in ``rows``, keyed by (stream, sample, entity, draw).
 
-
-def pick_names(
-    names_indptr: np.ndarray,
-    name_rows: np.ndarray,
-    nodes: np.ndarray,
-    base: np.ndarray,
-    sample_keys: np.ndarray,
-    entity_slots: np.ndarray,
-    node_slots: np.ndarray,
-) -> np.ndarray:
-    """One uniformly random name (a row of the distinct-name table) per graph node."""
-    starts = np.asarray(names_indptr[nodes], dtype=np.int64)
-    counts = np.asarray(names_indptr[nodes + 1], dtype=np.int64) - starts
-    draw = keyed_integers(base, np.maximum(counts, 1), STREAM_NAME, sample_keys, entity_slots, node_slots)
-    return np.asarray(name_rows[starts + draw], dtype=np.int64)
+    Used for a graph node's name (``STREAM_NAME``, rows of the name table) and a sampled pair's
+    relation (``STREAM_RELATION``).
+    """
+    starts = np.asarray(offsets[rows], dtype=np.int64)
+    counts = np.asarray(offsets[rows + 1], dtype=np.int64) - starts
+    draw = keyed_integers(base, np.maximum(counts, 1), stream, sample_keys, entity_slots, draw_slots)
+    return np.asarray(values[starts + draw], dtype=np.int64)
 
 
 def gather_sequences(
