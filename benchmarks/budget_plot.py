@@ -23,7 +23,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def read_points(path: Path) -> dict[str, list[tuple[int, float, float]]]:
@@ -38,7 +38,11 @@ def read_points(path: Path) -> dict[str, list[tuple[int, float, float]]]:
 def read_uniformity(run_dir: Path) -> list[tuple[int, float]]:
     """(step, uniform_names) of every validation record of a run."""
     records = (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line)
-    return [(r["step"], r["uniform_names"]) for r in records if r.get("split") == "validation" and "uniform_names" in r]
+    return [
+        (r["step"], r["uniform_names"])
+        for r in records
+        if r.get("split") == "validation" and "uniform_names" in r
+    ]
 
 
 def main() -> None:

@@ -49,6 +49,21 @@ def resolve_model(model: str | Path) -> str:
     return text  # a hub id: must already be cached
 
 
+def is_sentence_encoder(model: str | Path) -> bool:
+    """Whether MODEL is a sentence-transformers model (``modules.json`` beside its weights).
+
+    Such an encoder's embeddings were shaped by a contrastive objective, not by MLM; continuing MLM
+    on it moves that geometry (benchmarks/budget.md), which the trainer warns about.
+    """
+    resolved = resolve_model(model)
+    path = Path(resolved)
+    if path.is_dir():
+        return (path / "modules.json").is_file()
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(resolved, "modules.json"), str)
+
+
 def load_tokenizer(model: str | Path) -> Any:
     """Load the fast tokenizer of MODEL (offset mappings are required for mention alignment)."""
     from transformers import AutoTokenizer

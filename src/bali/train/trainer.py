@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from bali.artifacts import read_manifest, write_json_atomic
 from bali.config import BaliConfig, dump_config
 from bali.errors import BadInputError
-from bali.lm import load_tokenizer, tokenizer_fingerprint
+from bali.lm import is_sentence_encoder, load_tokenizer, tokenizer_fingerprint
 from bali.model.bali import BaliModel
 from bali.train.checkpoints import load_latest, remove_partial_writes
 from bali.train.config import TrainConfig
@@ -208,8 +208,23 @@ def truncate_metrics(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
+def _warn_mlm_on_sentence_encoder(config: BaliConfig) -> None:
+    """Continuing MLM on a contrastively trained encoder erodes the embeddings BALI is meant to
+    improve: on the demo's MiniLM, MLM alone cost 15.7 points of dev linking in 1,000 steps and the
+    preset 1.8, while alignment alone held the base (benchmarks/budget.md)."""
+    if config.model.mlm_weight > 0 and is_sentence_encoder(config.model.name):
+        logger.warning(
+            "model '%s' is a sentence-transformers encoder: the MLM term (model.mlm_weight=%s) moves "
+            "its contrastively trained embeddings and lowered linking accuracy on the demo as training "
+            "went on (benchmarks/budget.md); consider model.mlm_weight=0 for such a base",
+            config.model.name,
+            config.model.mlm_weight,
+        )
+
+
 def _build_model(config: BaliConfig, data: TrainingData, data_dir: str | Path) -> BaliModel:
     """The model, with a fresh MLM head's bias at the corpus token prior when configured."""
+    _warn_mlm_on_sentence_encoder(config)
     model = BaliModel(config.model)
     if config.model.mlm_head == "fresh" and config.model.mlm_bias_init == "unigram":
         counts = torch.from_numpy(data.train.files.token_counts())
