@@ -66,6 +66,7 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         args.pooling,
         args.out,
         abbreviations=args.abbreviations,
+        in_context=args.in_context,
         batch_size=args.batch_size,
         max_length=args.max_length,
         device=args.device,
@@ -273,6 +274,12 @@ def _add_linking_protocol(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pooling", nargs="+", choices=("mean", "cls"), default=["mean"])
     p.add_argument(
         "--abbreviations", action="store_true", help="add rows with Schwartz-Hearst expansion (PubTator only)"
+    )
+    p.add_argument(
+        "--in-context",
+        action="store_true",
+        help="add rows with each mention encoded in its sentence, the representation BALI trains "
+        "(mean pooling, PubTator only)",
     )
     p.add_argument("--max-mentions", type=int, help="score a fixed random sample of N mentions (seed 42)")
 

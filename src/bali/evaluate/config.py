@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # Tokens kept of a dictionary name or a mention when embedding them for linking (names are short;
 # the export's sentence-transformers config uses the same, so it reproduces the evaluation).
 NAME_MAX_LENGTH = 32
+# Tokens of a mention's sentence in the in-context protocol (bali.evaluate.context); the training
+# default of data.max_length.
+CONTEXT_MAX_LENGTH = 128
 
 
 class EvalConfig(BaseModel):

@@ -35,7 +35,8 @@ import numpy as np
 from bali.artifacts import atomic_output_dir, write_json_atomic
 from bali.errors import BadInputError
 from bali.evaluate.cache import dictionary_embeddings
-from bali.evaluate.config import NAME_MAX_LENGTH
+from bali.evaluate.config import CONTEXT_MAX_LENGTH, NAME_MAX_LENGTH
+from bali.evaluate.context import IN_CONTEXT, Context, encode_in_context, mention_contexts
 from bali.evaluate.dictionary import Dictionary, load_dictionary
 from bali.evaluate.encode import POOLINGS, Device, resolve_device
 from bali.evaluate.mentions import (
@@ -236,6 +237,7 @@ class PreparedSet:
     protocols: dict[str, list[Mention]]
     gold: list[Gold]
     subset_masks: dict[str, np.ndarray]
+    contexts: list[Context] | None = None  # the scored mentions' sentences, for --in-context
 
 
 def prepare_set(
@@ -246,6 +248,7 @@ def prepare_set(
     max_mentions: int | None,
     seed: int,
     subsets: Mapping[str, Callable[[Mention], bool]] | None,
+    in_context: bool = False,
 ) -> PreparedSet:
     """Read, sample and (where documents exist) abbreviation-expand one mention set."""
     documents: dict[str, str] = {}
@@ -283,7 +286,9 @@ def prepare_set(
         "distinct_query_strings": len({m.text for ms in protocols.values() for m in ms}),
         "sampled": None if max_mentions is None else {"max_mentions": max_mentions, "seed": seed},
     }
-    return PreparedSet(name, stats, protocols, [gold_parts(m, dictionary) for m in scored], masks)
+    contexts = mention_contexts(scored, documents, source) if in_context and documents else None
+    gold = [gold_parts(m, dictionary) for m in scored]
+    return PreparedSet(name, stats, protocols, gold, masks, contexts)
 
 
 def as_mention_sets(
@@ -392,6 +397,34 @@ class LinkingRun:
                 for protocol, ms in prepared.protocols.items():
                     ranked = [ranking.concepts[query_index[m.text]] for m in ms]
                     self.score_rows(label, model_name, p, protocol, prepared, ms, ranked)
+                if prepared.contexts is not None and p == "mean":
+                    self.score_in_context(label, model_name, (encoder, tokenizer), index, prepared)
+
+    def score_in_context(
+        self,
+        label: str,
+        model_name: str,
+        lm: tuple[Any, Any],
+        index: ExactIndex | ApproxIndex,
+        prepared: PreparedSet,
+    ) -> None:
+        """The second protocol: each mention pooled in its sentence, searched like the plain one."""
+        assert prepared.contexts is not None
+        t0 = time.perf_counter()
+        encoder, tokenizer = lm
+        vectors = encode_in_context(
+            encoder,
+            tokenizer,
+            prepared.contexts,
+            CONTEXT_MAX_LENGTH,
+            self.encoding.batch_size,
+            self.encoding.device,
+            desc=f"{label}: mentions in context",
+        )
+        ranking = rank_concepts(vectors, index, self.dictionary, self.mrr_depth)
+        self.timing[f"{label}_{prepared.name}_in_context_seconds"] = time.perf_counter() - t0
+        scored = prepared.protocols[PLAIN]
+        self.score_rows(label, model_name, "mean", IN_CONTEXT, prepared, scored, ranking.concepts)
 
     def score_rows(
         self,
@@ -467,6 +500,7 @@ def evaluate_linking(
     cache_dir: str | Path | None = None,
     cache_dtype: str = "float32",
     index: str = "exact",
+    in_context: bool = False,
 ) -> dict[str, Any]:
     """Evaluate each model with each pooling on each mention set; write results.json and report.md.
 
@@ -478,7 +512,8 @@ def evaluate_linking(
     ``out_dir``; a temporary directory without either) and are reused by later calls with the same
     model, dictionary, pooling and max length. ``max_mentions`` scores a fixed random sample
     (``seed``) of each set's mentions with a gold id; ``subsets`` adds one row per named filter next
-    to "all" and "no-composite". With ``out_dir`` the results directory is written atomically; the
+    to "all" and "no-composite"; ``in_context`` adds rows of the mentions encoded in their sentence
+    (:mod:`bali.evaluate.context`, mean pooling, PubTator only). With ``out_dir`` the results directory is written atomically; the
     dict is returned either way.
     """
     _check_options(models, pooling, composites)
@@ -487,7 +522,7 @@ def evaluate_linking(
     started = time.perf_counter()
     sets = as_mention_sets(mentions, mention_format, entity_types)
     dict_obj, prepared = _read_inputs(
-        dictionary, dictionary_format, sets, abbreviations, max_mentions, seed, subsets
+        dictionary, dictionary_format, sets, abbreviations, max_mentions, seed, subsets, in_context
     )
     with _cache_location(cache_dir, out_dir) as cache:
         encoding = Encoding(batch_size, max_length, resolve_device(device), cache, cache_dtype)
@@ -517,15 +552,21 @@ def _read_inputs(
     max_mentions: int | None,
     seed: int,
     subsets: Mapping[str, Callable[[Mention], bool]] | None,
+    in_context: bool = False,
 ) -> tuple[Dictionary, list[PreparedSet]]:
-    """The dictionary, and every mention set read and sampled against it (abbreviations need PubTator)."""
+    """The dictionary, and every mention set read and sampled against it (abbreviations and
+    in-context rows need PubTator document text)."""
     dict_obj = (
         dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary, dictionary_format)
     )
     prepared = [
-        prepare_set(s, name, dict_obj, abbreviations, max_mentions, seed, subsets)
+        prepare_set(s, name, dict_obj, abbreviations, max_mentions, seed, subsets, in_context)
         for s, name in zip(sets, set_names(sets), strict=True)
     ]
+    if in_context and not any(p.contexts for p in prepared):
+        raise BadInputError(
+            "--in-context needs document text (PubTator mentions)", prepared[0].stats["source"]
+        )
     if abbreviations and not any(ABBREVIATIONS in p.protocols for p in prepared):
         raise BadInputError(
             "--abbreviations needs document text (PubTator mentions)", prepared[0].stats["source"]
@@ -584,6 +625,7 @@ def linking_result(run: LinkingRun, device: str, abbreviations: bool, seed: int 
             "batch_size": run.encoding.batch_size,
             "max_length": run.encoding.max_length,
             "abbreviations": abbreviations,
+            "in_context": any(p.contexts is not None for p in run.sets),
             "composites": run.composites,
             "device": device,
             "device_used": run.encoding.device.name,
