@@ -159,7 +159,8 @@ def test_eval_stage_samples_heldout_concepts_as_configured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`eval.heldout_max_concepts` and `eval.seed` reach the linking evaluation (they were ignored),
-    and `eval.linking_train_mentions` adds the seen / unseen rows."""
+    `eval.linking_train_mentions` adds the seen / unseen rows and `eval.linking_in_context` the
+    in-context protocol."""
     import bali.evaluate.linking
     import bali.evaluate.mentions
     import bali.evaluate.report
@@ -169,7 +170,11 @@ def test_eval_stage_samples_heldout_concepts_as_configured(
     train = tmp_path / "train.PubTator.txt"
     train.write_text("9|t|Fever.\n9|a|x\n9\t0\t5\tFever\tDisease\tD005334\n\n")
     p = _pipeline(
-        tmp_path, "eval.heldout_max_concepts=7", "eval.seed=3", f"eval.linking_train_mentions=[{train}]"
+        tmp_path,
+        "eval.heldout_max_concepts=7",
+        "eval.seed=3",
+        f"eval.linking_train_mentions=[{train}]",
+        "eval.linking_in_context=true",
     )
     monkeypatch.setattr(stage_module, "corpus_coverage_subsets", lambda corpus: None)
     monkeypatch.setattr(stage_module, "heldout_tsne_panels", lambda *a: None)
@@ -184,7 +189,7 @@ def test_eval_stage_samples_heldout_concepts_as_configured(
     monkeypatch.setattr(bali.export, "write_model_card", lambda *a, **k: None)
     p.run_dir.mkdir(parents=True)
     stage_module.run_eval(p, fresh=True)
-    assert seen["max_mentions"] == 7 and seen["seed"] == 3
+    assert seen["max_mentions"] == 7 and seen["seed"] == 3 and seen["in_context"] is True
     assert set(seen["subsets"]) == {SEEN, UNSEEN}
     fever = bali.evaluate.mentions.Mention("d", 0, 5, "fever", "Disease", (("D005334",),), False, "t", 1)
     assert seen["subsets"][SEEN](fever) and not seen["subsets"][UNSEEN](fever)

@@ -26,6 +26,8 @@ class EvalConfig(BaseModel):
     # Training-corpus mention files (PubTator): rows for test mentions whose normalised string is a
     # training gold mention (seen) and the rest (unseen), as `bali eval linking --train-mentions`.
     linking_train_mentions: list[str] = Field(default_factory=list)
+    # Also score each PubTator mention pooled in its own sentence (`bali eval linking --in-context`).
+    linking_in_context: bool = False
     pooling: list[Literal["mean", "cls"]] = Field(default_factory=lambda: ["mean"])
     heldout_max_concepts: int = Field(default=2000, ge=1)
     batch_size: int = Field(default=128, ge=1)

@@ -115,6 +115,7 @@ def run_eval(p: PipelineLayout, fresh: bool) -> dict[str, Any]:
         out_dir=p.eval_dir,
         overwrite=True,
         subsets=subsets,
+        in_context=ev.linking_in_context,
         max_mentions=ev.heldout_max_concepts if ev.linking_format == "heldout" else None,
         seed=ev.seed,
         cache_dir=cache_dir,
