@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from bali.corpus.sentences import split_sentences
 from bali.errors import BadInputError
-from bali.evaluate.encode import Device
+from bali.evaluate.encode import Device, pad_batch, pool
 from bali.evaluate.mentions import Mention
 
 IN_CONTEXT = "in-context"
@@ -99,19 +99,13 @@ def encode_in_context(
             range(0, len(contexts), batch_size), desc=desc, unit="batch", disable=None, leave=False
         ):
             windows = [_window(tokenizer, c, max_length) for c in contexts[lo : lo + batch_size]]
-            ids = [w[0] or [pad_id] for w in windows]
-            width = max(len(i) for i in ids)
-            input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-            attention = torch.zeros((len(ids), width), dtype=torch.long)
-            weights = torch.zeros((len(ids), width))
-            for row, (seq, positions) in enumerate(zip(ids, (w[1] for w in windows), strict=True)):
-                input_ids[row, : len(seq)] = torch.tensor(seq)
-                attention[row, : len(seq)] = 1
-                weights[row, positions or []] = 1.0
+            input_ids, attention = pad_batch([w[0] or [pad_id] for w in windows], pad_id)
+            mention_mask = torch.zeros_like(attention)
+            for row, (_, positions) in enumerate(windows):
+                mention_mask[row, positions or []] = 1
             hidden = model(
                 input_ids=input_ids.to(device.name), attention_mask=attention.to(device.name)
             ).last_hidden_state.float()
-            weights = weights.to(hidden.device)
-            pooled = (hidden * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp(min=1.0)
-            out[lo : lo + len(ids)] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+            pooled = pool(hidden, mention_mask.to(hidden.device), "mean")  # over the mention's tokens
+            out[lo : lo + len(windows)] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
     return out

@@ -513,8 +513,8 @@ def evaluate_linking(
     model, dictionary, pooling and max length. ``max_mentions`` scores a fixed random sample
     (``seed``) of each set's mentions with a gold id; ``subsets`` adds one row per named filter next
     to "all" and "no-composite"; ``in_context`` adds rows of the mentions encoded in their sentence
-    (:mod:`bali.evaluate.context`, mean pooling, PubTator only). With ``out_dir`` the results directory is written atomically; the
-    dict is returned either way.
+    (:mod:`bali.evaluate.context`, mean pooling, PubTator only). With ``out_dir`` the results
+    directory is written atomically; the dict is returned either way.
     """
     _check_options(models, pooling, composites)
     ks = sorted(set(ks))

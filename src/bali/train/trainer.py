@@ -211,7 +211,7 @@ def truncate_metrics(path: Path, step: int) -> None:
 def _warn_mlm_on_sentence_encoder(config: BaliConfig) -> None:
     """Continuing MLM on a contrastively trained encoder erodes the embeddings BALI is meant to
     improve: on the demo's MiniLM, MLM alone cost 15.7 points of dev linking in 1,000 steps and the
-    preset 1.8, while alignment alone held the base (benchmarks/budget.md)."""
+    preset 1.8, while alignment alone held the base at 1,000 steps (benchmarks/budget.md)."""
     if config.model.mlm_weight > 0 and is_sentence_encoder(config.model.name):
         logger.warning(
             "model '%s' is a sentence-transformers encoder: the MLM term (model.mlm_weight=%s) moves "
