@@ -108,6 +108,35 @@ def _seeded_model(tiny_bert_dir: str, **options: object) -> BaliModel:
     return BaliModel(ModelConfig(gnn_layers=2, **options), tiny_bert_dir).eval()
 
 
+def test_anchor_holds_the_names_to_the_frozen_base_encoder(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    """Zero at the start; after the LM moves, the mean cosine distance of every batch name from its
+    base encoding; gradients reach the LM, never the frozen copy, which stays in eval mode."""
+    batch = make_batch()
+    model = _seeded_model(tiny_bert_dir, anchor_weight=0.5, mlm_weight=0.0)
+    assert model(batch)["anchor_loss"].item() == pytest.approx(0.0, abs=1e-6)
+    assert _seeded_model(tiny_bert_dir)(batch)["anchor_loss"].item() == 0.0  # off by default
+    with torch.no_grad():
+        base = model.encode_names(batch.name_input_ids, batch.name_attention_mask)
+        for param in model.lm.encoder.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+        moved = model.encode_names(batch.name_input_ids, batch.name_attention_mask)
+    expected = (1.0 - F.cosine_similarity(moved, base, dim=-1)).mean().item()
+    model.train()
+    assert not model.anchor_lm.training and model.lm.training
+    model.eval()
+    out = model(batch)
+    assert out["anchor_loss"].item() == pytest.approx(expected, rel=1e-4) and expected > 1e-3
+    assert out["loss"].item() == pytest.approx(out["align_loss"].item() + 0.5 * expected, rel=1e-4)
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.anchor_lm.parameters())
+    assert model.lm.encoder.layer[0].attention.self.query.weight.grad is not None
+    assert not {id(p) for p in model.anchor_lm.parameters()} & {id(p) for p in model.other_parameters()}
+    with pytest.raises(BadInputError, match="anchor_weight"):
+        BaliModel(ModelConfig(anchor_weight=0.1, graph_encoder="linear"), tiny_bert_dir)
+
+
 def test_neighbour_negatives_push_mentions_away_from_the_neighbours_names(
     tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
 ) -> None:
@@ -119,7 +148,7 @@ def test_neighbour_negatives_push_mentions_away_from_the_neighbours_names(
     with torch.no_grad():
         _, pooled = model._encode_sentences(batch)
         text = model.text_embeddings(pooled, batch)
-        graph, names = model._graph_side(batch)
+        graph, names, _ = model._graph_side(batch)
         n = batch.num_entities
         expected = model.alignment_loss(
             text, graph, batch.entity_node_ids, (names[n:], batch.neighbour_node_ids)

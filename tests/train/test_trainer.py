@@ -139,8 +139,12 @@ def test_dataset_from_another_tokenizer_is_rejected(
 
 @pytest.mark.parametrize(
     "settings",
-    [[], ["model.mention_pooling=reference", "train.max_grad_norm=null"]],
-    ids=["defaults", "released-code-pooling-unclipped"],
+    [
+        [],
+        ["model.mention_pooling=reference", "train.max_grad_norm=null"],
+        ["model.anchor_weight=1.0", "model.mlm_weight=0"],
+    ],
+    ids=["defaults", "released-code-pooling-unclipped", "anchor-to-base"],
 )
 def test_two_cpu_processes_end_with_identical_weights(
     settings: list[str],

@@ -29,6 +29,7 @@ LOSS_WEIGHTS = {
     "mlm_loss": "mlm_weight",
     "align_loss": "alignment_weight",
     "name_align_loss": "name_alignment_weight",
+    "anchor_loss": "anchor_weight",
 }
 
 # (held-out synonym vectors [n, d], their concepts' name vectors [n, d], a label per pair)

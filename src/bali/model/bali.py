@@ -151,6 +151,23 @@ class BaliModel(nn.Module):
                 "model.neighbour_negatives needs model.loss=infonce and a GNN graph encoder (gat or "
                 "sage): the neighbours' names join InfoNCE's denominators"
             )
+        # The anchor's frozen copy of the starting LM: registered, so it follows the model to its
+        # device and into checkpoints (a resumed run keeps the same targets), but export skips it.
+        self.anchor_lm: nn.Module | None = None
+        if model_config.anchor_weight:
+            if self.graph_encoder is None:
+                raise BadInputError(
+                    "model.anchor_weight needs a GNN graph encoder (gat or sage): the linear graph "
+                    "encodes no names on their own"
+                )
+            self.anchor_lm = load_encoder(self.lm_name).requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> BaliModel:
+        """Switch train/eval mode everywhere but in the anchor, whose targets dropout would blur."""
+        super().train(mode)
+        if self.anchor_lm is not None:
+            self.anchor_lm.eval()
+        return self
 
     # ----------------------------------------------------------------------------------- encoders
     def lm_parameters(self) -> list[nn.Parameter]:
@@ -172,8 +189,10 @@ class BaliModel(nn.Module):
         last = out.last_hidden_state
         return last, last if layer == -1 else out.hidden_states[layer]
 
-    def encode_names(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Pooled LM encodings of each distinct name row, [U, d], with gradients.
+    def encode_names(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, lm: nn.Module | None = None
+    ) -> torch.Tensor:
+        """Pooled encodings of each distinct name row by ``lm`` (the trained LM by default), [U, d].
 
         ``mean`` pools over all non-pad tokens including [CLS]/[SEP] (the reference's setting).
         Names are bucketed by length (see ``NAME_CHUNK``); the result is in the input row order.
@@ -184,7 +203,7 @@ class BaliModel(nn.Module):
         for chunk in torch.split(order, NAME_CHUNK if input_ids.device.type == "cpu" else NAME_CHUNK_GPU):
             width = int(lengths[chunk].max().clamp(min=1))
             ids, mask = input_ids[chunk, :width], attention_mask[chunk, :width]
-            states = self.lm(input_ids=ids, attention_mask=mask).last_hidden_state
+            states = (lm or self.lm)(input_ids=ids, attention_mask=mask).last_hidden_state
             if self.config.name_pooling == "cls":
                 pooled.append(states[:, 0])
             else:
@@ -218,8 +237,11 @@ class BaliModel(nn.Module):
         """Graph embeddings of the N target concepts, [N, d]."""
         return self._graph_side(batch)[0]
 
-    def _graph_side(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Graph embeddings of the N targets and the name encodings of every graph node (targets first).
+    def _graph_side(
+        self, batch: Any, with_anchor: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Graph embeddings of the N targets, the name encodings of every graph node (targets first)
+        and, ``with_anchor``, the anchor loss of the batch's names (None when it is off).
 
         The name encodings are None for the linear graph, which encodes no names on their own.
         """
@@ -232,14 +254,23 @@ class BaliModel(nn.Module):
             states = self.lm(
                 input_ids=batch.linear_input_ids, attention_mask=batch.linear_attention_mask
             ).last_hidden_state
-            return states[:, 0], None
+            return states[:, 0], None, None
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.align_through != "mentions"):
             names = self.encode_names(batch.name_input_ids, batch.name_attention_mask)
+        anchor = self._anchor_loss(batch, names) if with_anchor else None
         if self.config.center_embeddings:
             names = names - names.mean(dim=0, keepdim=True)
         features = names[batch.graph_node_names]
         graph = self.graph_encoder(features, batch.graph_edge_index, batch.num_entities)
-        return graph, features
+        return graph, features, anchor
+
+    def _anchor_loss(self, batch: Any, names: torch.Tensor) -> torch.Tensor | None:
+        """Mean cosine distance of ``names`` (uncentred) from the frozen base LM's encodings of them."""
+        if self.anchor_lm is None or names.shape[0] == 0:
+            return None
+        with torch.no_grad():
+            base = self.encode_names(batch.name_input_ids, batch.name_attention_mask, self.anchor_lm)
+        return (1.0 - F.cosine_similarity(names.float(), base.float(), dim=-1)).mean()
 
     # ------------------------------------------------------------------------------------ losses
     def _mlm_loss(self, last: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -280,12 +311,13 @@ class BaliModel(nn.Module):
         if batch.num_entities == 0:
             # Touch every graph-side parameter so DDP's gradient reduction sees them on every rank.
             align = sum((p.sum() * 0.0 for p in self.other_parameters()), mlm.new_zeros(()))
-            name_align = mlm.new_zeros(())
+            name_align = anchor = mlm.new_zeros(())
         else:
             text = self.text_embeddings(pooled_states, batch)
             if self.config.align_through == "names":
                 text = text.detach()
-            graph, names = self._graph_side(batch)
+            graph, names, anchor = self._graph_side(batch, with_anchor=True)
+            anchor = mlm.new_zeros(()) if anchor is None else anchor
             if self.alignment_projection is not None:  # once per tensor, shared by both losses
                 text, graph = self.alignment_projection(text), self.alignment_projection(graph)
                 names = None if names is None else self.alignment_projection(names)
@@ -306,12 +338,14 @@ class BaliModel(nn.Module):
             weights.mlm_weight * mlm
             + weights.alignment_weight * align
             + weights.name_alignment_weight * name_align
+            + weights.anchor_weight * anchor
         )
         return {
             "loss": loss,
             "mlm_loss": mlm.detach(),
             "align_loss": align.detach(),
             "name_align_loss": name_align.detach(),
+            "anchor_loss": anchor.detach(),
         }
 
     def mlm_forward(self, batch: Any) -> torch.Tensor:

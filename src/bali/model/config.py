@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # What ``BaliModel.forward`` returns: the total loss and its parts (the trainer and report log them).
-LOSS_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss")
+LOSS_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss", "anchor_loss")
 # What each validation adds (bali.model.geometry): alignment and uniformity of the embeddings.
 GEOMETRY_KEYS = ("align_text_graph", "uniform_text", "uniform_graph", "uniform_names")
 
@@ -29,6 +29,13 @@ class ModelConfig(BaseModel):
     # InfoNCE between mention embeddings and the LM encodings of the target concepts' own names,
     # before the graph encoder. It trains the name space that zero-shot linking searches directly.
     name_alignment_weight: float = Field(default=0.0, ge=0.0)
+    # Anchor to the base encoder (not in the reference): the mean cosine distance between each of
+    # the batch's name encodings and the same name encoded by a frozen copy of the starting LM.
+    # The alignment only reaches the concepts a batch mentions; the names of all other concepts,
+    # which zero-shot linking searches too, drift with the shared layers (benchmarks/budget.md).
+    # The batch's names include sampled neighbours the corpus may never mention, so the term holds
+    # the name space where the alignment does not look. Costs one gradient-free pass of the names.
+    anchor_weight: float = Field(default=0.0, ge=0.0)
     # Add the names of the sampled neighbours (parents, children, related concepts) to InfoNCE's
     # negatives (not in the reference). In-batch negatives are mostly unrelated concepts, so the
     # alignment can succeed on coarse topic features while blurring a concept with its siblings,
