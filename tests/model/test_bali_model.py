@@ -12,6 +12,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from bali.data.batch import BaliBatch
 from bali.errors import BadInputError
+from bali.export import _split_state
 from bali.model.bali import BaliModel
 from bali.model.config import LOSS_KEYS, ModelConfig
 from bali.model.losses import info_nce_loss
@@ -133,8 +134,11 @@ def test_anchor_holds_the_names_to_the_frozen_base_encoder(
     assert all(p.grad is None for p in model.anchor_lm.parameters())
     assert model.lm.encoder.layer[0].attention.self.query.weight.grad is not None
     assert not {id(p) for p in model.anchor_lm.parameters()} & {id(p) for p in model.other_parameters()}
-    with pytest.raises(BadInputError, match="anchor_weight"):
-        BaliModel(ModelConfig(anchor_weight=0.1, graph_encoder="linear"), tiny_bert_dir)
+    exported = _split_state(model.state_dict())  # checkpoints hold the copy, exports do not
+    assert set(exported["lm"]) == set(model.lm.state_dict())
+    for bad in ({"graph_encoder": "linear"}, {"align_through": "mentions"}):
+        with pytest.raises(BadInputError, match="anchor_weight"):
+            BaliModel(ModelConfig(anchor_weight=0.1, **bad), tiny_bert_dir)
 
 
 def test_neighbour_negatives_push_mentions_away_from_the_neighbours_names(

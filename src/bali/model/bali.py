@@ -7,6 +7,7 @@ graph encoder and the alignment loss (§B-§C of the specification).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -153,14 +154,16 @@ class BaliModel(nn.Module):
             )
         # The anchor's frozen copy of the starting LM: registered, so it follows the model to its
         # device and into checkpoints (a resumed run keeps the same targets), but export skips it.
+        # A copy, not a second load: identical by construction, and no random draws for weights the
+        # checkpoint lacks, so a seed gives the same dropout masks with the anchor on or off.
         self.anchor_lm: nn.Module | None = None
         if model_config.anchor_weight:
-            if self.graph_encoder is None:
+            if self.graph_encoder is None or model_config.align_through == "mentions":
                 raise BadInputError(
-                    "model.anchor_weight needs a GNN graph encoder (gat or sage): the linear graph "
-                    "encodes no names on their own"
+                    "model.anchor_weight needs a GNN graph encoder (gat or sage) and names encoded "
+                    "with gradients (not model.align_through=mentions): it trains the LM's names"
                 )
-            self.anchor_lm = load_encoder(self.lm_name).requires_grad_(False).eval()
+            self.anchor_lm = copy.deepcopy(self.lm).requires_grad_(False).eval()
 
     def train(self, mode: bool = True) -> BaliModel:
         """Switch train/eval mode everywhere but in the anchor, whose targets dropout would blur."""
@@ -203,7 +206,7 @@ class BaliModel(nn.Module):
         for chunk in torch.split(order, NAME_CHUNK if input_ids.device.type == "cpu" else NAME_CHUNK_GPU):
             width = int(lengths[chunk].max().clamp(min=1))
             ids, mask = input_ids[chunk, :width], attention_mask[chunk, :width]
-            states = (lm or self.lm)(input_ids=ids, attention_mask=mask).last_hidden_state
+            states = (self.lm if lm is None else lm)(input_ids=ids, attention_mask=mask).last_hidden_state
             if self.config.name_pooling == "cls":
                 pooled.append(states[:, 0])
             else:
@@ -305,7 +308,7 @@ class BaliModel(nn.Module):
         return info_nce_loss(embeddings, labels, self.config.temperature, extra, extra_labels)
 
     def forward(self, batch: Any) -> dict[str, torch.Tensor]:
-        """Weighted sum of MLM, alignment and name alignment (``LOSS_KEYS``), plus each part for logging."""
+        """Weighted sum of MLM, alignment, name alignment and anchor (``LOSS_KEYS``), plus each part."""
         last, pooled_states = self._encode_sentences(batch)
         mlm = self._mlm_loss(last, batch.mlm_labels)
         if batch.num_entities == 0:

@@ -34,7 +34,8 @@ class ModelConfig(BaseModel):
     # The alignment only reaches the concepts a batch mentions; the names of all other concepts,
     # which zero-shot linking searches too, drift with the shared layers (benchmarks/budget.md).
     # The batch's names include sampled neighbours the corpus may never mention, so the term holds
-    # the name space where the alignment does not look. Costs one gradient-free pass of the names.
+    # the name space where the alignment does not look. Costs one gradient-free pass of the names
+    # per step and a second copy of the LM in memory and in checkpoints (export leaves it out).
     anchor_weight: float = Field(default=0.0, ge=0.0)
     # Add the names of the sampled neighbours (parents, children, related concepts) to InfoNCE's
     # negatives (not in the reference). In-batch negatives are mostly unrelated concepts, so the
