@@ -240,13 +240,11 @@ class BaliModel(nn.Module):
         """Graph embeddings of the N target concepts, [N, d]."""
         return self._graph_side(batch)[0]
 
-    def _graph_side(
-        self, batch: Any, with_anchor: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Graph embeddings of the N targets, the name encodings of every graph node (targets first)
-        and, ``with_anchor``, the anchor loss of the batch's names (None when it is off).
+    def _graph_side(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Graph embeddings of the N targets, the name features of every graph node (targets first)
+        and the LM's encodings of the batch's distinct names as they left the LM (uncentred).
 
-        The name encodings are None for the linear graph, which encodes no names on their own.
+        Both name tensors are None for the linear graph, which encodes no names on their own.
         """
         if self.graph_encoder is None:
             if batch.linear_input_ids is None:
@@ -259,18 +257,17 @@ class BaliModel(nn.Module):
             ).last_hidden_state
             return states[:, 0], None, None
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.align_through != "mentions"):
-            names = self.encode_names(batch.name_input_ids, batch.name_attention_mask)
-        anchor = self._anchor_loss(batch, names) if with_anchor else None
-        if self.config.center_embeddings:
-            names = names - names.mean(dim=0, keepdim=True)
+            encoded = self.encode_names(batch.name_input_ids, batch.name_attention_mask)
+        names = encoded - encoded.mean(dim=0, keepdim=True) if self.config.center_embeddings else encoded
         features = names[batch.graph_node_names]
         graph = self.graph_encoder(features, batch.graph_edge_index, batch.num_entities)
-        return graph, features, anchor
+        return graph, features, encoded
 
-    def _anchor_loss(self, batch: Any, names: torch.Tensor) -> torch.Tensor | None:
-        """Mean cosine distance of ``names`` (uncentred) from the frozen base LM's encodings of them."""
-        if self.anchor_lm is None or names.shape[0] == 0:
-            return None
+    def _anchor_loss(self, batch: Any, names: torch.Tensor | None) -> torch.Tensor:
+        """Mean cosine distance of the LM's ``names`` from the frozen base LM's encodings of them
+        (zero when the anchor is off)."""
+        if self.anchor_lm is None or names is None:
+            return batch.input_ids.new_zeros((), dtype=torch.float)
         with torch.no_grad():
             base = self.encode_names(batch.name_input_ids, batch.name_attention_mask, self.anchor_lm)
         return (1.0 - F.cosine_similarity(names.float(), base.float(), dim=-1)).mean()
@@ -319,8 +316,8 @@ class BaliModel(nn.Module):
             text = self.text_embeddings(pooled_states, batch)
             if self.config.align_through == "names":
                 text = text.detach()
-            graph, names, anchor = self._graph_side(batch, with_anchor=True)
-            anchor = mlm.new_zeros(()) if anchor is None else anchor
+            graph, names, encoded = self._graph_side(batch)
+            anchor = self._anchor_loss(batch, encoded)
             if self.alignment_projection is not None:  # once per tensor, shared by both losses
                 text, graph = self.alignment_projection(text), self.alignment_projection(graph)
                 names = None if names is None else self.alignment_projection(names)
