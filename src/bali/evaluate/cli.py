@@ -193,7 +193,10 @@ def _add_linking(sub: Any) -> None:
         help="zero-shot entity linking (nearest dictionary name by cosine), one row per model x pooling",
     )
     p.add_argument(
-        "--model", action="append", required=True, help="builtin, a local dir or a cached id; repeatable"
+        "--model",
+        action="append",
+        required=True,
+        help="builtin, a local dir or a cached id; repeatable (a run's RUN/final is labelled RUN)",
     )
     _add_linking_sources(p)
     _add_linking_protocol(p)

@@ -51,6 +51,7 @@ from bali.evaluate.mentions import (
 from bali.evaluate.paired import paired_comparisons
 from bali.evaluate.report import write_report
 from bali.evaluate.search import ApproxIndex, ExactIndex, VectorBlocks, build_index, recall_at_k
+from bali.train.rundir import FINAL_DIR
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,18 @@ def _unique_label(label: str, used: set[str]) -> str:
 
 
 def _model_label(model: str, used: set[str]) -> str:
-    return _unique_label(Path(model).name if Path(model).exists() else model, used)
+    """A local model's folder name; a trainer's export (`RUN/final`) is named after its run.
+
+    Every `bali train` export is called `final`, so comparing runs would otherwise print
+    `final`, `final-2`, ... and leave the reader to map them back to the command line.
+    """
+    path = Path(model)
+    if not path.exists():
+        return _unique_label(model, used)
+    name = path.name
+    if name == FINAL_DIR and path.resolve().parent.name:
+        name = path.resolve().parent.name
+    return _unique_label(name, used)
 
 
 @dataclass(frozen=True)
