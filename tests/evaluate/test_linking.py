@@ -527,12 +527,10 @@ def test_cli_splits_rows_into_mentions_seen_and_unseen_in_a_training_corpus(
 def test_trained_models_are_labelled_by_their_run_not_by_final(tmp_path: Path) -> None:
     from bali.evaluate.linking import _model_label
 
-    for folder in ("anchor-s29/final", "anchor-s30/final", "my-encoder", "again/my-encoder"):
+    folders = ("anchor-s29/final", "anchor-s30/final", "my-encoder", "again/my-encoder")
+    for folder in folders:
         (tmp_path / folder).mkdir(parents=True)
     used: set[str] = set()
-    labels = [
-        _model_label(str(tmp_path / folder), used)
-        for folder in ("anchor-s29/final", "anchor-s30/final", "my-encoder", "again/my-encoder")
-    ]
+    labels = [_model_label(str(tmp_path / folder), used) for folder in folders]
     assert labels == ["anchor-s29", "anchor-s30", "my-encoder", "my-encoder-2"]
     assert _model_label("builtin", used) == "builtin"  # not a folder: the name as given

@@ -224,10 +224,8 @@ def _model_label(model: str, used: set[str]) -> str:
     path = Path(model)
     if not path.exists():
         return _unique_label(model, used)
-    name = path.name
-    if name == FINAL_DIR and path.resolve().parent.name:
-        name = path.resolve().parent.name
-    return _unique_label(name, used)
+    path = path.resolve()
+    return _unique_label(path.parent.name if path.name == FINAL_DIR else path.name, used)
 
 
 @dataclass(frozen=True)
