@@ -1,15 +1,17 @@
-"""Plot the budget curves of benchmarks/budget.md from its points table and the runs' metrics.
+"""Plot the budget curves of benchmarks/budget.md from its points tables and the runs' metrics.
 
 Usage (the run directories are the scratch trainings named in budget.md; any may be left out):
 
-    .venv/bin/python benchmarks/budget_plot.py --points benchmarks/budget_points.tsv \
-        --run preset=/tmp/exp/runs/demo-fix-1000-s29 --run "MLM only=/tmp/exp/runs/demo-mlmonly-1000" \
-        --out benchmarks/budget.png
+    .venv/bin/python benchmarks/budget_plot.py \
+        --points "demo dev (1,000 held-out synonyms)=benchmarks/budget_points_demo.tsv" \
+        --points "BC5CDR-disease dev (4,228 mentions)=benchmarks/budget_points_bc5cdr.tsv" \
+        --run "demo anchor=/work/exp/runs/demo-anchor-3000" --out benchmarks/budget.png
 
-``--points`` is a TSV with the header ``arm  steps  dev_acc1  cos_unrelated`` (one row per scored
-model, steps 0 for the base). Each ``--run ARM=DIR`` adds that run's validation name uniformity
-(``uniform_names`` in ``DIR/metrics.jsonl``, Wang & Isola 2020) to the third panel, so the drift
-is seen step by step and not only at the scored end points.
+Each ``--points TITLE=TSV`` (header ``arm  steps  dev_acc1  cos_unrelated``, one row per scored
+model, steps 0 for the base) gets its own Acc@1 panel; the rows with a ``cos_unrelated`` value also
+go into the panel of the mean cosine of unrelated names. Each ``--run ARM=DIR`` adds that run's
+validation name uniformity (``uniform_names`` in ``DIR/metrics.jsonl``, Wang & Isola 2020) to the
+last panel, so the drift is seen step by step and not only at the scored end points.
 """
 
 from __future__ import annotations
@@ -25,14 +27,37 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+Point = tuple[int, float, float | None]
 
-def read_points(path: Path) -> dict[str, list[tuple[int, float, float]]]:
-    """Arm -> [(steps, dev Acc@1, mean cosine of unrelated names)], sorted by steps."""
-    arms: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+
+def read_points(path: Path) -> dict[str, list[Point]]:
+    """Arm -> [(steps, dev Acc@1, mean cosine of unrelated names or None)], sorted by steps."""
+    arms: dict[str, list[Point]] = defaultdict(list)
     with path.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
-            arms[row["arm"]].append((int(row["steps"]), float(row["dev_acc1"]), float(row["cos_unrelated"])))
+            cosine = float(row["cos_unrelated"]) if row["cos_unrelated"] else None
+            arms[row["arm"]].append((int(row["steps"]), float(row["dev_acc1"]), cosine))
     return {arm: sorted(points) for arm, points in arms.items()}
+
+
+def plot_points(
+    title: str, arms: dict[str, list[Point]], acc: plt.Axes, cos: plt.Axes, colours: dict[str, str]
+) -> None:
+    """One corpus's Acc@1 curves on ``acc``; those arms that carry cosines also on ``cos``.
+
+    ``colours`` gives an arm the same colour in every panel (new arms take the next free one).
+    """
+    base = arms.pop("base")[0]
+    for arm, points in arms.items():
+        colour = colours.setdefault(arm, f"C{len(colours)}")
+        steps = [0] + [p[0] for p in points]
+        acc.plot(steps, [base[1]] + [p[1] for p in points], marker="o", label=arm, color=colour)
+        if base[2] is not None and all(p[2] is not None for p in points):
+            cos.plot(steps, [base[2]] + [p[2] for p in points], marker="o", label=arm, color=colour)
+    acc.axhline(base[1], color="grey", linestyle=":", label="base")
+    if base[2] is not None:
+        cos.axhline(base[2], color="grey", linestyle=":", label=f"base ({title})")
+    acc.set(title=title, xlabel="training steps (x16)", ylabel="Acc@1 %")
 
 
 def read_uniformity(run_dir: Path) -> list[tuple[int, float]]:
@@ -47,27 +72,23 @@ def read_uniformity(run_dir: Path) -> list[tuple[int, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=Path, required=True)
+    parser.add_argument("--points", action="append", required=True, help="TITLE=TSV, repeatable")
     parser.add_argument("--run", action="append", default=[], help="ARM=RUN_DIR, repeatable")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    arms = read_points(args.points)
-    base = arms.pop("base")[0]
-    fig, (acc, cos, uni) = plt.subplots(1, 3, figsize=(15, 4.2))
-    for arm, points in arms.items():
-        steps = [0] + [p[0] for p in points]
-        acc.plot(steps, [base[1]] + [p[1] for p in points], marker="o", label=arm)
-        cos.plot(steps, [base[2]] + [p[2] for p in points], marker="o", label=arm)
-    acc.axhline(base[1], color="grey", linestyle=":", label="base")
-    cos.axhline(base[2], color="grey", linestyle=":", label="base")
+    fig, axes = plt.subplots(1, len(args.points) + 2, figsize=(5 * (len(args.points) + 2), 4.2))
+    *accs, cos, uni = axes
+    colours: dict[str, str] = {}
+    for spec, acc in zip(args.points, accs, strict=True):
+        title, _, path = spec.partition("=")
+        plot_points(title, read_points(Path(path)), acc, cos, colours)
     for spec in args.run:
         arm, _, run_dir = spec.partition("=")
         steps, values = zip(*read_uniformity(Path(run_dir)), strict=True)
-        uni.plot(steps, values, marker=".", label=arm)
-    acc.set(title="demo dev Acc@1 (1,000 held-out synonyms)", xlabel="training steps (x16)", ylabel="Acc@1 %")
-    cos.set(title="mean cosine of unrelated names", xlabel="training steps (x16)")
+        uni.plot(steps, values, marker=".", label=arm, linestyle="--")
+    cos.set(title="mean cosine of unrelated names (dev)", xlabel="training steps (x16)")
     uni.set(title="name uniformity at validation (lower = spread)", xlabel="step")
-    for ax in (acc, cos, uni):
+    for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -141,6 +141,36 @@ def test_anchor_holds_the_names_to_the_frozen_base_encoder(
             BaliModel(ModelConfig(anchor_weight=0.1, **bad), tiny_bert_dir)
 
 
+def test_sentence_anchor_holds_the_pooled_sentences_to_the_frozen_base_encoder(
+    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+) -> None:
+    """Zero at the start; after the LM moves, the mean cosine distance of every mean-pooled training
+    sentence from the base's; it works without the name anchor and with the linear graph encoder,
+    and gradients reach the LM, never the frozen copy."""
+    batch = make_batch()
+    model = _seeded_model(tiny_bert_dir, sentence_anchor_weight=0.5, mlm_weight=0.0)
+    out = model(batch)
+    assert out["sentence_anchor_loss"].item() == pytest.approx(0.0, abs=1e-6)
+    assert out["anchor_loss"].item() == 0.0  # the name anchor stays off
+    assert _seeded_model(tiny_bert_dir)(batch)["sentence_anchor_loss"].item() == 0.0  # off by default
+    mask = batch.attention_mask.unsqueeze(-1).float()
+    with torch.no_grad():
+        for param in model.lm.encoder.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+        moved = model.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        base = model.anchor_lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    pooled_moved, pooled_base = ((s * mask).sum(1) / mask.sum(1) for s in (moved, base.last_hidden_state))
+    expected = (1.0 - F.cosine_similarity(pooled_moved, pooled_base, dim=-1)).mean().item()
+    out = model(batch)
+    assert out["sentence_anchor_loss"].item() == pytest.approx(expected, rel=1e-4) and expected > 1e-3
+    assert out["loss"].item() == pytest.approx(out["align_loss"].item() + 0.5 * expected, rel=1e-4)
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.anchor_lm.parameters())
+    assert model.lm.encoder.layer[0].attention.self.query.weight.grad is not None
+    linear = BaliModel(ModelConfig(graph_encoder="linear", sentence_anchor_weight=0.1), tiny_bert_dir)
+    assert linear.anchor_lm is not None
+
+
 def test_neighbour_negatives_push_mentions_away_from_the_neighbours_names(
     tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
 ) -> None:

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bali.evaluate.config import NAME_MAX_LENGTH
+from bali.model.pooling import mean_pool
 
 POOLINGS = ("mean", "cls")
 BATCHES_PER_BLOCK = 64  # batches per block of the length-sorted texts (a cache block, a dedup window)
@@ -151,8 +152,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     if pooling == "cls":
         return hidden[:, 0]
     if pooling == "mean":
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return mean_pool(hidden, mask)
     raise ValueError(f"unknown pooling '{pooling}' (expected one of {POOLINGS})")
 
 

@@ -30,6 +30,7 @@ LOSS_WEIGHTS = {
     "align_loss": "alignment_weight",
     "name_align_loss": "name_alignment_weight",
     "anchor_loss": "anchor_weight",
+    "sentence_anchor_loss": "sentence_anchor_weight",
 }
 
 # (held-out synonym vectors [n, d], their concepts' name vectors [n, d], a label per pair)

@@ -19,6 +19,7 @@ from bali.lm import load_encoder, resolve_model
 from bali.model.config import ModelConfig
 from bali.model.graph_encoders import GraphEncoder, build_graph_encoder
 from bali.model.losses import info_nce_loss, multi_similarity_loss
+from bali.model.pooling import mean_pool
 
 # Names are sorted by length and encoded in chunks padded to the chunk's own longest name, so a
 # batch of mostly short names does not pay for its longest one. On a CPU, where padding costs its
@@ -157,12 +158,14 @@ class BaliModel(nn.Module):
         # A copy, not a second load: identical by construction, and no random draws for weights the
         # checkpoint lacks, so a seed gives the same dropout masks with the anchor on or off.
         self.anchor_lm: nn.Module | None = None
-        if model_config.anchor_weight:
-            if self.graph_encoder is None or model_config.align_through == "mentions":
-                raise BadInputError(
-                    "model.anchor_weight needs a GNN graph encoder (gat or sage) and names encoded "
-                    "with gradients (not model.align_through=mentions): it trains the LM's names"
-                )
+        if model_config.anchor_weight and (
+            self.graph_encoder is None or model_config.align_through == "mentions"
+        ):
+            raise BadInputError(
+                "model.anchor_weight needs a GNN graph encoder (gat or sage) and names encoded "
+                "with gradients (not model.align_through=mentions): it trains the LM's names"
+            )
+        if model_config.anchor_weight or model_config.sentence_anchor_weight:
             self.anchor_lm = copy.deepcopy(self.lm).requires_grad_(False).eval()
 
     def train(self, mode: bool = True) -> BaliModel:
@@ -210,8 +213,7 @@ class BaliModel(nn.Module):
             if self.config.name_pooling == "cls":
                 pooled.append(states[:, 0])
             else:
-                weights = mask.unsqueeze(-1).to(states.dtype)
-                pooled.append((states * weights).sum(1) / weights.sum(1).clamp(min=1.0))
+                pooled.append(mean_pool(states, mask))
         if not pooled:
             return input_ids.new_zeros((0, self.width), dtype=torch.float)
         out = torch.cat(pooled)
@@ -266,11 +268,21 @@ class BaliModel(nn.Module):
     def _anchor_loss(self, batch: Any, names: torch.Tensor | None) -> torch.Tensor:
         """Mean cosine distance of the LM's ``names`` from the frozen base LM's encodings of them
         (zero when the anchor is off)."""
-        if self.anchor_lm is None or names is None:
+        if self.anchor_lm is None or names is None or not self.config.anchor_weight:
             return batch.input_ids.new_zeros((), dtype=torch.float)
         with torch.no_grad():
             base = self.encode_names(batch.name_input_ids, batch.name_attention_mask, self.anchor_lm)
-        return (1.0 - F.cosine_similarity(names.float(), base.float(), dim=-1)).mean()
+        return _cosine_distance(names, base)
+
+    def _sentence_anchor_loss(self, batch: Any, last: torch.Tensor) -> torch.Tensor:
+        """Mean cosine distance of the batch's mean-pooled sentences (``last``, the LM's last-layer
+        states of the masked input) from the frozen base LM's (zero when that anchor is off)."""
+        if self.anchor_lm is None or not self.config.sentence_anchor_weight:
+            return last.new_zeros((), dtype=torch.float)
+        with torch.no_grad():
+            base = self.anchor_lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        mask = batch.attention_mask
+        return _cosine_distance(mean_pool(last, mask), mean_pool(base.last_hidden_state, mask))
 
     # ------------------------------------------------------------------------------------ losses
     def _mlm_loss(self, last: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -305,9 +317,10 @@ class BaliModel(nn.Module):
         return info_nce_loss(embeddings, labels, self.config.temperature, extra, extra_labels)
 
     def forward(self, batch: Any) -> dict[str, torch.Tensor]:
-        """Weighted sum of MLM, alignment, name alignment and anchor (``LOSS_KEYS``), plus each part."""
+        """Weighted sum of MLM, alignment, name alignment and anchors (``LOSS_KEYS``), plus each part."""
         last, pooled_states = self._encode_sentences(batch)
         mlm = self._mlm_loss(last, batch.mlm_labels)
+        sentence_anchor = self._sentence_anchor_loss(batch, last)
         if batch.num_entities == 0:
             # Touch every graph-side parameter so DDP's gradient reduction sees them on every rank.
             align = sum((p.sum() * 0.0 for p in self.other_parameters()), mlm.new_zeros(()))
@@ -339,6 +352,7 @@ class BaliModel(nn.Module):
             + weights.alignment_weight * align
             + weights.name_alignment_weight * name_align
             + weights.anchor_weight * anchor
+            + weights.sentence_anchor_weight * sentence_anchor
         )
         return {
             "loss": loss,
@@ -346,6 +360,7 @@ class BaliModel(nn.Module):
             "align_loss": align.detach(),
             "name_align_loss": name_align.detach(),
             "anchor_loss": anchor.detach(),
+            "sentence_anchor_loss": sentence_anchor.detach(),
         }
 
     def mlm_forward(self, batch: Any) -> torch.Tensor:
@@ -361,3 +376,8 @@ class BaliModel(nn.Module):
         """
         _, pooled_states = self._encode_sentences(batch)
         return self.text_embeddings(pooled_states, batch), self.graph_embeddings(batch), batch.entity_node_ids
+
+
+def _cosine_distance(trained: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """Mean of 1 - cos over the rows: what each anchor adds, in float32 whatever the autocast."""
+    return (1.0 - F.cosine_similarity(trained.float(), base.float(), dim=-1)).mean()

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # What ``BaliModel.forward`` returns: the total loss and its parts (the trainer and report log them).
-LOSS_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss", "anchor_loss")
+LOSS_KEYS = ("loss", "mlm_loss", "align_loss", "name_align_loss", "anchor_loss", "sentence_anchor_loss")
 # What each validation adds (bali.model.geometry): alignment and uniformity of the embeddings.
 GEOMETRY_KEYS = ("align_text_graph", "uniform_text", "uniform_graph", "uniform_names")
 
@@ -37,6 +37,13 @@ class ModelConfig(BaseModel):
     # the name space where the alignment does not look. Costs one gradient-free pass of the names
     # per step and a second copy of the LM in memory and in checkpoints (export leaves it out).
     anchor_weight: float = Field(default=0.0, ge=0.0)
+    # The same anchor for the training sentences: the mean cosine distance between each (masked)
+    # sentence's mean-pooled last-layer state and the frozen base's. The name anchor holds the name
+    # space only; probes and task heads read pooled sentences, which the alignment still moves
+    # through the mention tokens (ChemProt -2.0 with the name anchor, benchmarks/budget.md). It
+    # pools the whole sentence, so a mention's own tokens may still move towards its concept.
+    # Costs one more gradient-free pass of the sentences per step.
+    sentence_anchor_weight: float = Field(default=0.0, ge=0.0)
     # Add the names of the sampled neighbours (parents, children, related concepts) to InfoNCE's
     # negatives (not in the reference). In-batch negatives are mostly unrelated concepts, so the
     # alignment can succeed on coarse topic features while blurring a concept with its siblings,
