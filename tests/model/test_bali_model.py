@@ -109,6 +109,23 @@ def _seeded_model(tiny_bert_dir: str, **options: object) -> BaliModel:
     return BaliModel(ModelConfig(gnn_layers=2, **options), tiny_bert_dir).eval()
 
 
+def _move_lm(model: BaliModel) -> None:
+    """Perturb the trained LM's encoder (not the anchor's frozen copy), as training steps would."""
+    with torch.no_grad():
+        for param in model.lm.encoder.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+
+
+def _assert_anchor_term(model: BaliModel, out: dict[str, torch.Tensor], key: str, expected: float) -> None:
+    """``out[key]`` is ``expected`` (non-trivial) and enters the loss at weight 0.5 beside the
+    alignment; its gradient reaches the LM and never the frozen copy."""
+    assert out[key].item() == pytest.approx(expected, rel=1e-4) and expected > 1e-3
+    assert out["loss"].item() == pytest.approx(out["align_loss"].item() + 0.5 * expected, rel=1e-4)
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.anchor_lm.parameters())
+    assert model.lm.encoder.layer[0].attention.self.query.weight.grad is not None
+
+
 def test_anchor_holds_the_names_to_the_frozen_base_encoder(
     tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
 ) -> None:
@@ -120,19 +137,13 @@ def test_anchor_holds_the_names_to_the_frozen_base_encoder(
     assert _seeded_model(tiny_bert_dir)(batch)["anchor_loss"].item() == 0.0  # off by default
     with torch.no_grad():
         base = model.encode_names(batch.name_input_ids, batch.name_attention_mask)
-        for param in model.lm.encoder.parameters():
-            param.add_(0.05 * torch.randn_like(param))
+        _move_lm(model)
         moved = model.encode_names(batch.name_input_ids, batch.name_attention_mask)
     expected = (1.0 - F.cosine_similarity(moved, base, dim=-1)).mean().item()
     model.train()
     assert not model.anchor_lm.training and model.lm.training
     model.eval()
-    out = model(batch)
-    assert out["anchor_loss"].item() == pytest.approx(expected, rel=1e-4) and expected > 1e-3
-    assert out["loss"].item() == pytest.approx(out["align_loss"].item() + 0.5 * expected, rel=1e-4)
-    out["loss"].backward()
-    assert all(p.grad is None for p in model.anchor_lm.parameters())
-    assert model.lm.encoder.layer[0].attention.self.query.weight.grad is not None
+    _assert_anchor_term(model, model(batch), "anchor_loss", expected)
     assert not {id(p) for p in model.anchor_lm.parameters()} & {id(p) for p in model.other_parameters()}
     exported = _split_state(model.state_dict())  # checkpoints hold the copy, exports do not
     assert set(exported["lm"]) == set(model.lm.state_dict())
@@ -154,19 +165,13 @@ def test_sentence_anchor_holds_the_pooled_sentences_to_the_frozen_base_encoder(
     assert out["anchor_loss"].item() == 0.0  # the name anchor stays off
     assert _seeded_model(tiny_bert_dir)(batch)["sentence_anchor_loss"].item() == 0.0  # off by default
     mask = batch.attention_mask.unsqueeze(-1).float()
+    _move_lm(model)
     with torch.no_grad():
-        for param in model.lm.encoder.parameters():
-            param.add_(0.05 * torch.randn_like(param))
         moved = model.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
         base = model.anchor_lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
     pooled_moved, pooled_base = ((s * mask).sum(1) / mask.sum(1) for s in (moved, base.last_hidden_state))
     expected = (1.0 - F.cosine_similarity(pooled_moved, pooled_base, dim=-1)).mean().item()
-    out = model(batch)
-    assert out["sentence_anchor_loss"].item() == pytest.approx(expected, rel=1e-4) and expected > 1e-3
-    assert out["loss"].item() == pytest.approx(out["align_loss"].item() + 0.5 * expected, rel=1e-4)
-    out["loss"].backward()
-    assert all(p.grad is None for p in model.anchor_lm.parameters())
-    assert model.lm.encoder.layer[0].attention.self.query.weight.grad is not None
+    _assert_anchor_term(model, model(batch), "sentence_anchor_loss", expected)
     linear = BaliModel(ModelConfig(graph_encoder="linear", sentence_anchor_weight=0.1), tiny_bert_dir)
     assert linear.anchor_lm is not None
 
