@@ -152,14 +152,18 @@ def test_anchor_holds_the_names_to_the_frozen_base_encoder(
             BaliModel(ModelConfig(anchor_weight=0.1, **bad), tiny_bert_dir)
 
 
-def test_sentence_anchor_holds_the_pooled_sentences_to_the_frozen_base_encoder(
-    tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
+@pytest.mark.parametrize("level", ["sentence", "token"])
+def test_sentence_anchor_holds_the_training_sentences_to_the_frozen_base_encoder(
+    level: str, tiny_bert_dir: str, make_batch: Callable[..., BaliBatch]
 ) -> None:
-    """Zero at the start; after the LM moves, the mean cosine distance of every mean-pooled training
-    sentence from the base's; it works without the name anchor and with the linear graph encoder,
-    and gradients reach the LM, never the frozen copy."""
+    """Zero at the start; after the LM moves, the mean cosine distance from the base's of every
+    mean-pooled training sentence (level sentence) or of every real token's state (level token);
+    it works without the name anchor and with the linear graph encoder, and gradients reach the
+    LM, never the frozen copy."""
     batch = make_batch()
-    model = _seeded_model(tiny_bert_dir, sentence_anchor_weight=0.5, mlm_weight=0.0)
+    batch.attention_mask[0, -4:] = 0  # a padded sentence: padding may not count at either level
+    options = {"sentence_anchor_weight": 0.5, "sentence_anchor_level": level, "mlm_weight": 0.0}
+    model = _seeded_model(tiny_bert_dir, **options)
     out = model(batch)
     assert out["sentence_anchor_loss"].item() == pytest.approx(0.0, abs=1e-6)
     assert out["anchor_loss"].item() == 0.0  # the name anchor stays off
@@ -169,8 +173,13 @@ def test_sentence_anchor_holds_the_pooled_sentences_to_the_frozen_base_encoder(
     with torch.no_grad():
         moved = model.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
         base = model.anchor_lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-    pooled_moved, pooled_base = ((s * mask).sum(1) / mask.sum(1) for s in (moved, base.last_hidden_state))
-    expected = (1.0 - F.cosine_similarity(pooled_moved, pooled_base, dim=-1)).mean().item()
+    if level == "token":  # every real token counts once, padding never
+        real = batch.attention_mask.bool()
+        distances = 1.0 - F.cosine_similarity(moved, base.last_hidden_state, dim=-1)
+        expected = distances[real].mean().item()
+    else:
+        pooled_moved, pooled_base = ((s * mask).sum(1) / mask.sum(1) for s in (moved, base.last_hidden_state))
+        expected = (1.0 - F.cosine_similarity(pooled_moved, pooled_base, dim=-1)).mean().item()
     _assert_anchor_term(model, model(batch), "sentence_anchor_loss", expected)
     linear = BaliModel(ModelConfig(graph_encoder="linear", sentence_anchor_weight=0.1), tiny_bert_dir)
     assert linear.anchor_lm is not None

@@ -142,7 +142,12 @@ def test_dataset_from_another_tokenizer_is_rejected(
     [
         [],
         ["model.mention_pooling=reference", "train.max_grad_norm=null"],
-        ["model.anchor_weight=1.0", "model.sentence_anchor_weight=1.0", "model.mlm_weight=0"],
+        [
+            "model.anchor_weight=1.0",
+            "model.sentence_anchor_weight=1.0",
+            "model.sentence_anchor_level=token",
+            "model.mlm_weight=0",
+        ],
     ],
     ids=["defaults", "released-code-pooling-unclipped", "anchors-to-base"],
 )

@@ -275,13 +275,17 @@ class BaliModel(nn.Module):
         return _cosine_distance(names, base)
 
     def _sentence_anchor_loss(self, batch: Any, last: torch.Tensor) -> torch.Tensor:
-        """Mean cosine distance of the batch's mean-pooled sentences (``last``, the LM's last-layer
-        states of the masked input) from the frozen base LM's (zero when that anchor is off)."""
+        """Mean cosine distance of the batch's sentences (``last``, the LM's last-layer states of the
+        masked input) from the frozen base LM's, mean-pooled or token by token
+        (``sentence_anchor_level``); zero when that anchor is off."""
         if self.anchor_lm is None or not self.config.sentence_anchor_weight:
             return last.new_zeros((), dtype=torch.float)
         with torch.no_grad():
             base = self.anchor_lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         mask = batch.attention_mask
+        if self.config.sentence_anchor_level == "token":
+            real = mask.bool()
+            return _cosine_distance(last[real], base.last_hidden_state[real])
         return _cosine_distance(mean_pool(last, mask), mean_pool(base.last_hidden_state, mask))
 
     # ------------------------------------------------------------------------------------ losses

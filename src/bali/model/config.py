@@ -44,6 +44,12 @@ class ModelConfig(BaseModel):
     # pools the whole sentence, so a mention's own tokens may still move towards its concept.
     # Costs one more gradient-free pass of the sentences per step.
     sentence_anchor_weight: float = Field(default=0.0, ge=0.0)
+    # What that anchor holds: the mean-pooled sentence, or every real token (the mean, over all
+    # real tokens of the batch, of each token state's cosine distance from the base's state of the
+    # same token). A relation probe reads the mention tokens inside the sentence, which the pooled
+    # sentence lets move (ChemProt -1.4 with the sentence level, benchmarks/budget.md rule 16); the
+    # token level holds them too, and so also resists the alignment's pull on the mentions.
+    sentence_anchor_level: Literal["sentence", "token"] = "sentence"
     # Add the names of the sampled neighbours (parents, children, related concepts) to InfoNCE's
     # negatives (not in the reference). In-batch negatives are mostly unrelated concepts, so the
     # alignment can succeed on coarse topic features while blurring a concept with its siblings,
