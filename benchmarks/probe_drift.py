@@ -80,7 +80,7 @@ def main() -> None:
     for model, x in zip(args.models, features, strict=True):
         cosine = np.sum(x * base, axis=1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(base, axis=1))
         print(
-            f"| {model} | {np.mean(1.0 - cosine):.4f} | {linear_cka(x, base):.4f} | {mean_pairwise_cosine(x):.4f} |"
+            f"| {model} | {max(0.0, float(np.mean(1.0 - cosine))):.4f} | {linear_cka(x, base):.4f} | {mean_pairwise_cosine(x):.4f} |"
         )
 
 
