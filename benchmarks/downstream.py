@@ -46,6 +46,25 @@ def blurb_chemprot(source: Path, out: Path) -> Path:
     return out
 
 
+def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data, output, cache and length arguments this script and probe_drift.py share: the same
+    values give the same texts and the same embedding cache keys."""
+    parser.add_argument("--data", type=Path, required=True, help="the shared data folder")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="results directories (and ChemProt's BLURB layout) go here"
+    )
+    parser.add_argument("--cache", type=Path, required=True, help="embedding cache directory")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per text (part of the cache key)")
+
+
+def task_inputs(data: Path, out: Path, task: str) -> tuple[Path, tuple[int | None, int | None]]:
+    """The task's data folder (ChemProt rewritten under ``out``) and its (train, dev/test) caps."""
+    folder = data / TASKS[task]
+    if task == "chemprot":
+        folder = blurb_chemprot(folder, out / "chemprot_blurb")
+    return folder, CAPS.get(task, (None, None))
+
+
 def split_score(result: dict) -> str:
     """The main metric on the probe's scored split, with any zero-shot score beside it."""
     scores = result[result["split"]]
@@ -57,11 +76,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, required=True, help="the shared data folder")
-    parser.add_argument("--out", type=Path, required=True, help="results directories go here")
-    parser.add_argument("--cache", type=Path, required=True, help="embedding cache directory")
+    add_shared_arguments(parser)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument(
         "--split",
         choices=("test", "dev"),
@@ -74,12 +90,9 @@ def main() -> None:
     rows = ["| task | metric | majority | best constant | " + " | ".join(args.models) + " |"]
     rows.append("|---" * (4 + len(args.models)) + "|")
     for task in args.tasks:
-        data = args.data / TASKS[task]
-        if task == "chemprot":
-            data = blurb_chemprot(data, args.out / "chemprot_blurb")
+        data, (train_cap, eval_cap) = task_inputs(args.data, args.out, task)
         scores, result = [], None
         for index, model in enumerate(args.models):
-            train_cap, eval_cap = CAPS.get(task, (None, None))
             result = probe_task(
                 model,
                 task,

@@ -17,14 +17,13 @@ stays close to its base embedding; these say whether the geometry the probe read
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
 from bali.evaluate.finetune import used_splits
 from bali.evaluate.probe import ProbeEncoder
 from bali.evaluate.tasks import get_task
-from downstream import CAPS, TASKS, blurb_chemprot
+from downstream import TASKS, add_shared_arguments, task_inputs
 
 PAIRS = 1000  # texts whose pairwise cosines give the anisotropy (the first ones of the split)
 
@@ -47,21 +46,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, required=True, help="the shared data folder")
-    parser.add_argument("--out", type=Path, required=True, help="where ChemProt's BLURB layout is written")
-    parser.add_argument("--cache", type=Path, required=True, help="downstream.py's embedding cache")
+    add_shared_arguments(parser)
     parser.add_argument("--task", default="chemprot", choices=list(TASKS))
     parser.add_argument("--split", choices=("train", "dev"), default="dev")
-    parser.add_argument(
-        "--max-length", type=int, default=256, help="as downstream.py's (part of the cache key)"
-    )
     parser.add_argument("models", nargs="+", help="the base first, then the trained models")
     args = parser.parse_args()
 
-    data_dir = args.data / TASKS[args.task]
-    if args.task == "chemprot":
-        data_dir = blurb_chemprot(data_dir, args.out / "chemprot_blurb")
-    train_cap, eval_cap = CAPS.get(args.task, (None, None))
+    data_dir, (train_cap, eval_cap) = task_inputs(args.data, args.out, args.task)
     spec = get_task(args.task)
     texts = [
         e.text

@@ -168,7 +168,6 @@ def test_sentence_anchor_holds_the_training_sentences_to_the_frozen_base_encoder
     assert out["sentence_anchor_loss"].item() == pytest.approx(0.0, abs=1e-6)
     assert out["anchor_loss"].item() == 0.0  # the name anchor stays off
     assert _seeded_model(tiny_bert_dir)(batch)["sentence_anchor_loss"].item() == 0.0  # off by default
-    mask = batch.attention_mask.unsqueeze(-1).float()
     _move_lm(model)
     with torch.no_grad():
         moved = model.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
@@ -178,6 +177,7 @@ def test_sentence_anchor_holds_the_training_sentences_to_the_frozen_base_encoder
         distances = 1.0 - F.cosine_similarity(moved, base.last_hidden_state, dim=-1)
         expected = distances[real].mean().item()
     else:
+        mask = batch.attention_mask.unsqueeze(-1).float()
         pooled_moved, pooled_base = ((s * mask).sum(1) / mask.sum(1) for s in (moved, base.last_hidden_state))
         expected = (1.0 - F.cosine_similarity(pooled_moved, pooled_base, dim=-1)).mean().item()
     _assert_anchor_term(model, model(batch), "sentence_anchor_loss", expected)
