@@ -14,10 +14,12 @@ from bali.evaluate import linking
 from bali.evaluate.cache import CachedEmbeddings
 from bali.evaluate.dictionary import build_dictionary, load_dictionary, load_dictionary_file
 from bali.evaluate.linking import (
+    MentionSet,
     evaluate_linking,
     gold_concepts,
     gold_parts,
     gold_rank,
+    prepare_set,
     rank_concepts,
     score,
 )
@@ -216,7 +218,28 @@ def test_evaluate_linking_counts_and_rows(
     assert [(c["model"], c["won"], c["lost"], c["p_value"]) for c in saved["paired"]] == [
         ("m2", 0, 0, 1.0)
     ] * 4  # the same encoder twice: no discordant mention, per pooling and protocol
-    assert "exact McNemar p = 1" in (out / "report.md").read_text()
+    assert [(c["distinct_won"], c["distinct_lost"]) for c in saved["paired"]] == [(0, 0)] * 4
+    assert m["distinct_string_gold_pairs"] == 4
+    report = (out / "report.md").read_text()
+    assert "exact McNemar p = 1" in report and "over distinct (string, gold) pairs 0 / 0, p = 1" in report
+
+
+def test_distinct_pairs_keep_each_string_and_gold_once(medic_file: Path) -> None:
+    from bali.evaluate.mentions import Mention
+
+    def mention(text: str, gold: str) -> Mention:
+        return Mention("1", 0, 1, text, "Disease", ((gold,),), False, "gold", 1)
+
+    mentions = [
+        mention("HF", "D006333"),
+        mention("HF", "D006333"),  # the same decision again
+        mention("HF", "D003920"),  # same string, other gold: its own pair
+        mention("heart failure", "D006333"),
+        mention("HF", "D006333"),
+    ]
+    prepared = prepare_set(MentionSet(mentions), "m", load_dictionary(medic_file), False, None, 0, None)
+    assert prepared.distinct.tolist() == [True, False, True, True, False]
+    assert prepared.stats["distinct_string_gold_pairs"] == 3
 
 
 def test_evaluate_linking_heldout(exact_match_encoder: None, tiny_kg: Path) -> None:

@@ -26,3 +26,17 @@ def test_paired_comparison_counts_discordant_mentions_and_their_exact_p() -> Non
     assert (
         paired_comparisons({}) == [] and paired_comparisons({("base", "b", "mean", "zero-shot"): base}) == []
     )
+
+
+def test_paired_comparison_over_distinct_pairs_counts_a_recurring_string_once() -> None:
+    # mentions 0-2 are one string (one context-free decision, won three times); 3 won, 4 lost
+    base = np.array([False, False, False, False, True])
+    bali = np.array([True, True, True, True, False])
+    hits = {("base", "bc5", "mean", "zero-shot"): base, ("bali", "bc5", "mean", "zero-shot"): bali}
+    first_of_pair = np.array([True, False, False, True, True])
+    (row,) = paired_comparisons(hits, {"bc5": first_of_pair})
+    assert (row["won"], row["lost"]) == (4, 1)
+    assert (row["distinct_won"], row["distinct_lost"]) == (2, 1)
+    assert row["distinct_p_value"] == pytest.approx(mcnemar_exact_p(2, 1)) and row["distinct_p_value"] == 1.0
+    (plain,) = paired_comparisons(hits)  # no mask: no distinct counts
+    assert "distinct_won" not in plain

@@ -15,7 +15,9 @@ The protocol (printed with every result, because published numbers differ mostly
 - MRR is computed over the top ``mrr_depth`` concepts (a gold concept ranked lower contributes 0);
 - every model after the first is also compared with the first, mention by mention: the mentions
   only it gets right at 1 (won), only the first gets right (lost), and the two-sided exact McNemar
-  p-value of that split, because two Acc@1 a few mentions apart are usually not different.
+  p-value of that split, because two Acc@1 a few mentions apart are usually not different; and
+  again over each distinct (mention string, gold) pair's first mention, because a recurring string
+  gets the same context-free prediction every time (:mod:`bali.evaluate.paired`).
 """
 
 from __future__ import annotations
@@ -247,6 +249,7 @@ class PreparedSet:
     protocols: dict[str, list[Mention]]
     gold: list[Gold]
     subset_masks: dict[str, np.ndarray]
+    distinct: np.ndarray  # each distinct (string, gold) pair's first mention, for the paired test
     contexts: list[Context] | None = None  # the scored mentions' sentences, for --in-context
 
 
@@ -298,7 +301,11 @@ def prepare_set(
     }
     contexts = mention_contexts(scored, documents, source) if in_context and documents else None
     gold = [gold_parts(m, dictionary) for m in scored]
-    return PreparedSet(name, stats, protocols, gold, masks, contexts)
+    firsts = {(m.text, m.gold): i for i, m in reversed(list(enumerate(scored)))}
+    distinct = np.zeros(len(scored), dtype=bool)
+    distinct[list(firsts.values())] = True
+    stats["distinct_string_gold_pairs"] = len(firsts)
+    return PreparedSet(name, stats, protocols, gold, masks, distinct, contexts)
 
 
 def as_mention_sets(
@@ -647,7 +654,7 @@ def linking_result(run: LinkingRun, device: str, abbreviations: bool, seed: int 
         "cache": run.cache,
         "search": {"index": run.index, "description": run.search, "recall_vs_exact": run.recall},
         "rows": run.rows,
-        "paired": paired_comparisons(run.hits),
+        "paired": paired_comparisons(run.hits, {p.name: p.distinct for p in run.sets}),
         "timing": run.timing,
     }
 

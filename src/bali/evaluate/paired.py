@@ -4,6 +4,12 @@ Two Acc@1 a few mentions apart are usually not different: what tells is how many
 of the models gets right, and how likely so uneven a split of them is by chance (the two-sided
 exact McNemar test). The linking evaluation pairs every model with the first; the benchmark scripts
 pair their own runs.
+
+A string that recurs in a benchmark (one disease named in many abstracts) gets the same context-free
+prediction every time, so a mention-level test counts one decision once per occurrence and its p
+looks smaller than the evidence is. Given a mask of each distinct (mention string, gold) pair's
+first mention, the deduplication of the refined test sets of Tutubalina et al. (2020), the same
+test is repeated over those pairs.
 """
 
 from __future__ import annotations
@@ -29,11 +35,15 @@ def won_lost(hit: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
     return int((hit & ~reference).sum()), int((reference & ~hit).sum())
 
 
-def paired_comparisons(hits: Mapping[tuple[str, str, str, str], np.ndarray]) -> list[dict[str, Any]]:
+def paired_comparisons(
+    hits: Mapping[tuple[str, str, str, str], np.ndarray], distinct: Mapping[str, np.ndarray] | None = None
+) -> list[dict[str, Any]]:
     """Each model against the first one, per (benchmark, pooling, protocol): Acc@1 wins, losses, McNemar p.
 
     ``hits`` maps (model, benchmark, pooling, protocol) to the hit@1 vector over the same mentions,
-    in the order the models were evaluated.
+    in the order the models were evaluated. ``distinct`` maps a benchmark to the bool mask of its
+    distinct (string, gold) pairs' first mentions; where given, ``distinct_won``, ``distinct_lost``
+    and ``distinct_p_value`` count those pairs only.
     """
     if not hits:
         return []
@@ -44,16 +54,23 @@ def paired_comparisons(hits: Mapping[tuple[str, str, str, str], np.ndarray]) -> 
         if model == first or reference is None:
             continue
         won, lost = won_lost(hit, reference)
-        rows.append(
-            {
-                "model": model,
-                "against": first,
-                "benchmark": benchmark,
-                "pooling": pooling,
-                "protocol": protocol,
-                "won": won,
-                "lost": lost,
-                "p_value": mcnemar_exact_p(won, lost),
+        row: dict[str, Any] = {
+            "model": model,
+            "against": first,
+            "benchmark": benchmark,
+            "pooling": pooling,
+            "protocol": protocol,
+            "won": won,
+            "lost": lost,
+            "p_value": mcnemar_exact_p(won, lost),
+        }
+        keep = (distinct or {}).get(benchmark)
+        if keep is not None:
+            won, lost = won_lost(hit[keep], reference[keep])
+            row |= {
+                "distinct_won": won,
+                "distinct_lost": lost,
+                "distinct_p_value": mcnemar_exact_p(won, lost),
             }
-        )
+        rows.append(row)
     return rows

@@ -315,6 +315,12 @@ def format_paired(result: dict[str, Any]) -> list[str]:
         f"{c['pooling']}, {c['protocol']}): "
         f"right where it was wrong on {c['won']} mentions, wrong where it was right on {c['lost']}; "
         f"exact McNemar p = {c['p_value']:.3g}"
+        + (
+            f"; over distinct (string, gold) pairs {c['distinct_won']} / {c['distinct_lost']}, "
+            f"p = {c['distinct_p_value']:.3g}"
+            if "distinct_won" in c
+            else ""
+        )
         for c in result.get("paired", [])
     ]
 
