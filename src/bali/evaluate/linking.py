@@ -301,7 +301,9 @@ def prepare_set(
     }
     contexts = mention_contexts(scored, documents, source) if in_context and documents else None
     gold = [gold_parts(m, dictionary) for m in scored]
-    firsts = {(m.text, m.gold): i for i, m in reversed(list(enumerate(scored)))}
+    firsts: dict[tuple[str, tuple[tuple[str, ...], ...]], int] = {}
+    for i, m in enumerate(scored):
+        firsts.setdefault((m.text, m.gold), i)
     distinct = np.zeros(len(scored), dtype=bool)
     distinct[list(firsts.values())] = True
     stats["distinct_string_gold_pairs"] = len(firsts)
