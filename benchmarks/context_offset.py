@@ -9,10 +9,10 @@ Usage (numbers in benchmarks/budget.md; the dictionary vectors come from ``bali 
         --entity-type Disease --cache /tmp/embedding_cache builtin runs/a/final
 
 After long alignment the mentions in their sentence stop finding their names (rule 15: 68 % -> 14 %
-Acc@1). Centring cannot move the ranking of names for one query, but it removes a direction every
-in-context mention shares: each model's in-context vectors are shifted by the mean in-context vector
-of the *training* abstracts' mentions (no evaluation text is used) and the dictionary by its own mean
-name vector, both renormalised, and the search is run again. If the centred score comes back near
+Acc@1). Centring adds no information; it removes a direction that all vectors of one side share:
+each model's in-context vectors are shifted by the mean in-context vector of the *training*
+abstracts' mentions (no evaluation text is used) and the dictionary by its own mean name vector,
+both renormalised, and the search is run again. If the centred score comes back near
 the base's, the alignment moved mentions in context as a block, which a downstream head's bias
 absorbs; if not, what separates concepts in context was lost. Per model it prints in-context and
 context-free Acc@1, raw and centred, and the mean cosine of each mention in its sentence with its

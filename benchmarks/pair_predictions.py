@@ -8,7 +8,9 @@ their ``predictions/*.jsonl`` files, which list the mentions in the same order w
         [--corpus runs/demo/corpus]
 
 With ``--corpus`` (held-out-synonym runs) it also splits Acc@1 by whether the linked corpus
-mentions the query's concept, as `bali demo` does.
+mentions the query's concept, as `bali demo` does. The row "distinct (string, gold) pairs" keeps
+each pair's first mention, as `bali eval linking` does for context-free protocols (a recurring
+string is one decision there; in context it is not, so read that row only for context-free runs).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bali.evaluate.paired import mcnemar_exact_p, won_lost
+from bali.evaluate.paired import first_of_each, mcnemar_exact_p, won_lost
 
 
 def read_predictions(path: Path) -> list[dict]:
@@ -41,7 +43,10 @@ def main() -> None:
         raise SystemExit("the two runs scored different mentions (or in a different order)")
     base = np.array([p["hit@1"] for p in reference])
     hit = np.array([p["hit@1"] for p in other])
-    subsets = {"all": np.ones(len(base), dtype=bool)}
+    subsets = {
+        "all": np.ones(len(base), dtype=bool),
+        "distinct (string, gold) pairs": first_of_each([(p["mention"], p["gold"]) for p in reference]),
+    }
     if args.corpus:
         from bali.corpus.artifact import LinkedCorpus
         from bali.evaluate.dictionary import kg_node_key
@@ -52,7 +57,7 @@ def main() -> None:
     for name, rows in subsets.items():
         won, lost = won_lost(hit[rows], base[rows])
         print(
-            f"{name:<22} n {int(rows.sum()):>5}  Acc@1 {100 * base[rows].mean():.1f} -> {100 * hit[rows].mean():.1f}"
+            f"{name:<29} n {int(rows.sum()):>5}  Acc@1 {100 * base[rows].mean():.1f} -> {100 * hit[rows].mean():.1f}"
             f"  won {won} lost {lost}  McNemar p {mcnemar_exact_p(won, lost):.3g}"
         )
 

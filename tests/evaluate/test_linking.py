@@ -219,9 +219,12 @@ def test_evaluate_linking_counts_and_rows(
         ("m2", 0, 0, 1.0)
     ] * 4  # the same encoder twice: no discordant mention, per pooling and protocol
     assert [(c["distinct_won"], c["distinct_lost"]) for c in saved["paired"]] == [(0, 0)] * 4
-    assert m["distinct_string_gold_pairs"] == 4
+    # "HF" expands to "Heart failure": one searched string, one pair, under abbreviation expansion
+    pairs = {"zero-shot": 4, "zero-shot+abbreviation-expansion": 3}
+    assert m["distinct_string_gold_pairs"] == pairs
     report = (out / "report.md").read_text()
     assert "exact McNemar p = 1" in report and "over distinct (string, gold) pairs 0 / 0, p = 1" in report
+    assert "4 (zero-shot), 3 (zero-shot+abbreviation-expansion)" in report
 
 
 def test_distinct_pairs_keep_each_string_and_gold_once(medic_file: Path) -> None:
@@ -238,8 +241,8 @@ def test_distinct_pairs_keep_each_string_and_gold_once(medic_file: Path) -> None
         mention("HF", "D006333"),
     ]
     prepared = prepare_set(MentionSet(mentions), "m", load_dictionary(medic_file), False, None, 0, None)
-    assert prepared.distinct.tolist() == [True, False, True, True, False]
-    assert prepared.stats["distinct_string_gold_pairs"] == 3
+    assert prepared.first_of_pair["zero-shot"].tolist() == [True, False, True, True, False]
+    assert prepared.stats["distinct_string_gold_pairs"] == {"zero-shot": 3}
 
 
 def test_evaluate_linking_heldout(exact_match_encoder: None, tiny_kg: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bali.evaluate.paired import mcnemar_exact_p, paired_comparisons
+from bali.evaluate.paired import first_of_each, mcnemar_exact_p, paired_comparisons
 
 
 def test_paired_comparison_counts_discordant_mentions_and_their_exact_p() -> None:
@@ -32,11 +32,16 @@ def test_paired_comparison_over_distinct_pairs_counts_a_recurring_string_once() 
     # mentions 0-2 are one string (one context-free decision, won three times); 3 won, 4 lost
     base = np.array([False, False, False, False, True])
     bali = np.array([True, True, True, True, False])
-    hits = {("base", "bc5", "mean", "zero-shot"): base, ("bali", "bc5", "mean", "zero-shot"): bali}
-    first_of_pair = np.array([True, False, False, True, True])
-    (row,) = paired_comparisons(hits, {"bc5": first_of_pair})
+    hits = {
+        ("base", "bc5", "mean", "zero-shot"): base,
+        ("bali", "bc5", "mean", "zero-shot"): bali,
+        ("base", "bc5", "mean", "in-context"): base,  # each occurrence its own decision: no mask
+        ("bali", "bc5", "mean", "in-context"): bali,
+    }
+    first_of_pair = {("bc5", "zero-shot"): first_of_each(["a", "a", "a", "b", "c"])}
+    assert first_of_pair["bc5", "zero-shot"].tolist() == [True, False, False, True, True]
+    row, in_context = paired_comparisons(hits, first_of_pair)
     assert (row["won"], row["lost"]) == (4, 1)
     assert (row["distinct_won"], row["distinct_lost"]) == (2, 1)
     assert row["distinct_p_value"] == pytest.approx(mcnemar_exact_p(2, 1)) and row["distinct_p_value"] == 1.0
-    (plain,) = paired_comparisons(hits)  # no mask: no distinct counts
-    assert "distinct_won" not in plain
+    assert (in_context["won"], in_context["lost"]) == (4, 1) and "distinct_won" not in in_context

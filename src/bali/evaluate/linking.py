@@ -15,9 +15,9 @@ The protocol (printed with every result, because published numbers differ mostly
 - MRR is computed over the top ``mrr_depth`` concepts (a gold concept ranked lower contributes 0);
 - every model after the first is also compared with the first, mention by mention: the mentions
   only it gets right at 1 (won), only the first gets right (lost), and the two-sided exact McNemar
-  p-value of that split, because two Acc@1 a few mentions apart are usually not different; and
-  again over each distinct (mention string, gold) pair's first mention, because a recurring string
-  gets the same context-free prediction every time (:mod:`bali.evaluate.paired`).
+  p-value of that split, because two Acc@1 a few mentions apart are usually not different; for the
+  context-free protocols again over each distinct (searched string, gold) pair's first mention,
+  because a recurring string gets the same prediction every time (:mod:`bali.evaluate.paired`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from bali.evaluate.mentions import (
     read_pubtator,
     read_tsv_mentions,
 )
-from bali.evaluate.paired import paired_comparisons
+from bali.evaluate.paired import first_of_each, paired_comparisons
 from bali.evaluate.report import write_report
 from bali.evaluate.search import ApproxIndex, ExactIndex, VectorBlocks, build_index, recall_at_k
 from bali.train.rundir import FINAL_DIR
@@ -249,7 +249,7 @@ class PreparedSet:
     protocols: dict[str, list[Mention]]
     gold: list[Gold]
     subset_masks: dict[str, np.ndarray]
-    distinct: np.ndarray  # each distinct (string, gold) pair's first mention, for the paired test
+    first_of_pair: dict[str, np.ndarray]  # per context-free protocol, for the paired test
     contexts: list[Context] | None = None  # the scored mentions' sentences, for --in-context
 
 
@@ -301,13 +301,9 @@ def prepare_set(
     }
     contexts = mention_contexts(scored, documents, source) if in_context and documents else None
     gold = [gold_parts(m, dictionary) for m in scored]
-    firsts: dict[tuple[str, tuple[tuple[str, ...], ...]], int] = {}
-    for i, m in enumerate(scored):
-        firsts.setdefault((m.text, m.gold), i)
-    distinct = np.zeros(len(scored), dtype=bool)
-    distinct[list(firsts.values())] = True
-    stats["distinct_string_gold_pairs"] = len(firsts)
-    return PreparedSet(name, stats, protocols, gold, masks, distinct, contexts)
+    first_of_pair = {p: first_of_each([(m.text, m.gold) for m in ms]) for p, ms in protocols.items()}
+    stats["distinct_string_gold_pairs"] = {p: int(mask.sum()) for p, mask in first_of_pair.items()}
+    return PreparedSet(name, stats, protocols, gold, masks, first_of_pair, contexts)
 
 
 def as_mention_sets(
@@ -656,7 +652,9 @@ def linking_result(run: LinkingRun, device: str, abbreviations: bool, seed: int 
         "cache": run.cache,
         "search": {"index": run.index, "description": run.search, "recall_vs_exact": run.recall},
         "rows": run.rows,
-        "paired": paired_comparisons(run.hits, {p.name: p.distinct for p in run.sets}),
+        "paired": paired_comparisons(
+            run.hits, {(p.name, protocol): m for p in run.sets for protocol, m in p.first_of_pair.items()}
+        ),
         "timing": run.timing,
     }
 

@@ -7,15 +7,16 @@ pair their own runs.
 
 A string that recurs in a benchmark (one disease named in many abstracts) gets the same context-free
 prediction every time, so a mention-level test counts one decision once per occurrence and its p
-looks smaller than the evidence is. Given a mask of each distinct (mention string, gold) pair's
-first mention, the deduplication of the refined test sets of Tutubalina et al. (2020), the same
-test is repeated over those pairs.
+looks smaller than the evidence is. Given a mask of each distinct (searched string, gold) pair's
+first mention (:func:`first_of_each`, the deduplication of the refined test sets of Tutubalina et
+al. 2020), the same test is repeated over those pairs. It is meant for context-free protocols only:
+in context every occurrence is its own decision.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,15 +36,26 @@ def won_lost(hit: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
     return int((hit & ~reference).sum()), int((reference & ~hit).sum())
 
 
+def first_of_each(keys: Sequence[Hashable]) -> np.ndarray:
+    """Bool mask of the position where each distinct key first occurs."""
+    firsts: dict[Hashable, int] = {}
+    for i, key in enumerate(keys):
+        firsts.setdefault(key, i)
+    mask = np.zeros(len(keys), dtype=bool)
+    mask[list(firsts.values())] = True
+    return mask
+
+
 def paired_comparisons(
-    hits: Mapping[tuple[str, str, str, str], np.ndarray], distinct: Mapping[str, np.ndarray] | None = None
+    hits: Mapping[tuple[str, str, str, str], np.ndarray],
+    first_of_pair: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """Each model against the first one, per (benchmark, pooling, protocol): Acc@1 wins, losses, McNemar p.
 
     ``hits`` maps (model, benchmark, pooling, protocol) to the hit@1 vector over the same mentions,
-    in the order the models were evaluated. ``distinct`` maps a benchmark to the bool mask of its
-    distinct (string, gold) pairs' first mentions; where given, ``distinct_won``, ``distinct_lost``
-    and ``distinct_p_value`` count those pairs only.
+    in the order the models were evaluated. ``first_of_pair`` maps (benchmark, protocol) to the mask
+    of its distinct (string, gold) pairs' first mentions; where one is given, ``distinct_won``,
+    ``distinct_lost`` and ``distinct_p_value`` count those pairs only.
     """
     if not hits:
         return []
@@ -64,9 +76,9 @@ def paired_comparisons(
             "lost": lost,
             "p_value": mcnemar_exact_p(won, lost),
         }
-        keep = (distinct or {}).get(benchmark)
-        if keep is not None:
-            won, lost = won_lost(hit[keep], reference[keep])
+        firsts = (first_of_pair or {}).get((benchmark, protocol))
+        if firsts is not None:
+            won, lost = won_lost(hit[firsts], reference[firsts])
             row |= {
                 "distinct_won": won,
                 "distinct_lost": lost,

@@ -232,6 +232,9 @@ def _mention_lines(m: dict[str, Any]) -> list[str]:
         f"{m['unmapped_gold_ids']} of {m['distinct_gold_ids']} distinct gold ids are absent from the dictionary, "
         f"and {m['mentions_with_all_gold_unmapped']} mentions have no gold id in it (scored as misses).",
     ]
+    if m.get("distinct_string_gold_pairs"):
+        counts = ", ".join(f"{n} ({p})" for p, n in m["distinct_string_gold_pairs"].items())
+        lines.append(f"Distinct (string, gold) pairs, which the paired test also counts: {counts}.")
     if m.get("abbreviations_expanded"):
         lines.append(
             f"Abbreviation expansion (Schwartz-Hearst) changed {m['abbreviations_expanded']} mentions."
@@ -366,7 +369,8 @@ def _linking_section(result: dict[str, Any]) -> list[str]:
     paired = format_paired(result)
     if paired:
         lines += [
-            "**Paired with the first model** (all mentions, Acc@1):",
+            "**Paired with the first model** (Acc@1 over all mentions and, for context-free "
+            "protocols, over distinct (string, gold) pairs):",
             "",
             *[f"- {p}" for p in paired],
             "",
