@@ -40,6 +40,7 @@ from bali.evaluate.linking import (
     in_input_order,
     prepare_set,
     rank_concepts,
+    score,
 )
 from bali.evaluate.search import ArrayVectors, ExactIndex
 from bali.lm import load_encoder, load_tokenizer
@@ -55,8 +56,8 @@ def unit(x: np.ndarray) -> np.ndarray:
 def acc1(queries: np.ndarray, names: np.ndarray, dictionary: Dictionary, prepared: PreparedSet) -> float:
     """Acc@1 of every scored mention (composites: any part), searched exactly against ``names``."""
     ranking = rank_concepts(queries, ExactIndex(ArrayVectors(names)), dictionary, 1)
-    hits = [gold_rank(r, g) == 0 for r, g in zip(ranking.concepts, prepared.gold, strict=True)]
-    return 100.0 * float(np.mean(hits))
+    ranks = [gold_rank(r, g) for r, g in zip(ranking.concepts, prepared.gold, strict=True)]
+    return 100.0 * float(score(ranks, (1,))["acc@1"])
 
 
 def model_row(
