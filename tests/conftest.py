@@ -71,12 +71,12 @@ def tiny_mlm_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _accelerate_launch(args: list[str], timeout: float = 600) -> tuple[str, str]:
-    """Run ``accelerate launch ARGS`` with one thread per process; return (stdout, stderr) of a
-    successful run. A new session, so a timeout kills the worker processes too, not only the launcher."""
+def _start_accelerate(args: list[str]) -> subprocess.Popen[str]:
+    """Start ``accelerate launch ARGS`` with one thread per process, in a new session, so that a
+    timeout can kill the worker processes too, not only the launcher."""
     command = [str(Path(sys.executable).with_name("accelerate")), "launch", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -85,12 +85,22 @@ def _accelerate_launch(args: list[str], timeout: float = 600) -> tuple[str, str]
         cwd=REPO,
         start_new_session=True,
     )
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """(stdout, stderr) of a started launch; on a timeout its whole session is killed."""
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
+        return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise
+
+
+def _accelerate_launch(args: list[str], timeout: float = 600) -> tuple[str, str]:
+    """Run ``accelerate launch ARGS``; return (stdout, stderr) of a successful run."""
+    proc = _start_accelerate(args)
+    stdout, stderr = _finish(proc, timeout)
     assert proc.returncode == 0, stderr[-4000:]
     return stdout, stderr
 
@@ -99,3 +109,16 @@ def _accelerate_launch(args: list[str], timeout: float = 600) -> tuple[str, str]
 def accelerate_launch() -> Callable[..., tuple[str, str]]:
     """``accelerate launch`` as users run it, for the multi-process tests."""
     return _accelerate_launch
+
+
+@pytest.fixture(scope="session")
+def start_accelerate() -> Callable[[list[str]], subprocess.Popen[str]]:
+    """``accelerate launch`` started and left running, for tests that signal it; finish it with
+    :func:`finish_launch`."""
+    return _start_accelerate
+
+
+@pytest.fixture(scope="session")
+def finish_launch() -> Callable[[subprocess.Popen[str], float], tuple[str, str]]:
+    """Wait for a started launch: (stdout, stderr); a timeout kills its whole session."""
+    return _finish

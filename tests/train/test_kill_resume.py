@@ -20,6 +20,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from bali.train.checkpoints import is_complete
+
+REPO = Path(__file__).resolve().parents[2]
 STEPS = ["--set", "train.max_steps=6", "--set", "train.save_every=2", "--set", "train.eval_every=100"]
 
 
@@ -119,3 +122,89 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 7)), "each step logged once"
     assert not list((run / "checkpoints").glob(".tmp-*")), "the killed write's temporary directory is gone"
+
+
+STOPS = {
+    # a cluster's time limit: SIGTERM to the training process
+    "SIGTERM": (signal.SIGTERM, "process", []),
+    # Ctrl-C in a terminal: SIGINT to the whole process group, a DataLoader worker included
+    "Ctrl-C with a loader worker": (signal.SIGINT, "group", ["--set", "train.num_workers=1"]),
+}
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_a_stop_signal_saves_the_step_it_stopped_at(
+    stop: str, uninterrupted: Path, tmp_path: Path, tiny_dataset_dir: Path, tiny_bert_dir: str
+) -> None:
+    """A stop signal mid-run: the run saves the step it was on, exits 128 + signal, and `--resume`
+    ends with the uninterrupted weights. Checkpoints are set 100 steps apart, so the one on disk can
+    only come from the stop."""
+    signum, target, extra = STOPS[stop]
+    run = tmp_path / "run"
+    command = _command(tiny_dataset_dir, tiny_bert_dir, run, "--set", "train.save_every=100", *extra)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and _logged_steps(run) < 2:
+        assert time.monotonic() < deadline, "the training never reached step 2"
+        time.sleep(0.001)
+    assert proc.poll() is None, "the training finished before the signal"
+    if target == "group":
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 128 + signum, stderr[-2000:]
+    assert f"stopped by {signal.Signals(signum).name}" in stderr and "--resume" in stderr
+    saved = sorted((run / "checkpoints").glob("step-*"))
+    assert len(saved) == 1 and is_complete(saved[0])
+    stopped_at = int(saved[0].name.removeprefix("step-"))
+    assert 2 <= stopped_at < 6 and stopped_at == _logged_steps(run), "the saved step is the last one run"
+    assert not (run / "final").exists()
+    resumed = subprocess.run(
+        _command(tiny_dataset_dir, tiny_bert_dir, run, "--resume"), capture_output=True, text=True, env=_env()
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected, got = _final_weights(uninterrupted), _final_weights(run)
+    assert all(torch.equal(expected[k], got[k]) for k in expected), "weights differ after a stop signal"
+
+
+def test_sigterm_to_the_launcher_stops_both_processes_at_one_saved_step(
+    tmp_path: Path,
+    tiny_dataset_dir: Path,
+    tiny_bert_dir: str,
+    start_accelerate: Callable[[list[str]], subprocess.Popen[str]],
+    finish_launch: Callable[[subprocess.Popen[str], float], tuple[str, str]],
+    accelerate_launch: Callable[..., tuple[str, str]],
+) -> None:
+    """The cluster path: SIGTERM to `accelerate launch` (torchrun passes it to each worker), two
+    processes over gloo. Both agree on one step, save it together, and a 2-process `--resume`
+    finishes the run with every step logged once."""
+    run = tmp_path / "run"
+    launch = ["--config_file", str(REPO / "configs" / "accelerate" / "cpu.yaml"), "--num_processes", "2"]
+    launch += ["--main_process_port", "0", "-m"]
+    train = _command(tiny_dataset_dir, tiny_bert_dir, run, "--set", "train.max_steps=20")[2:]
+    train += ["--set", "train.save_every=100"]
+    proc = start_accelerate(launch + train)
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and _logged_steps(run) < 2:
+        assert time.monotonic() < deadline, "the training never reached step 2"
+        time.sleep(0.001)
+    assert proc.poll() is None, "the training finished before the signal"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = finish_launch(proc, 240)
+    assert proc.returncode != 0 and "stopped by SIGTERM" in stderr, stderr[-3000:]
+    saved = sorted((run / "checkpoints").glob("step-*"))
+    assert len(saved) == 1 and is_complete(saved[0]), saved
+    stopped_at = int(saved[0].name.removeprefix("step-"))
+    assert 2 <= stopped_at < 20 and stopped_at == _logged_steps(run)
+    accelerate_launch(launch + train + ["--resume"], timeout=300)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 21))
+    assert (run / "final" / "model.safetensors").is_file()

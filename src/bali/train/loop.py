@@ -8,6 +8,7 @@ in the epoch) goes into the checkpoints, so a resumed run carries on exactly whe
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from bali.model.geometry import GeometryMeter
 from bali.train.checkpoints import TrainerState, write_checkpoint
 from bali.train.config import TrainConfig
 from bali.train.rundir import FINAL_DIR, METRICS
+from bali.train.stop import StopRequest, TrainingStopped, catch_stop_signals, stop_agreed
 
 # Backends whose processes each hold the whole model (DDP); ZeRO-3 and FSDP shard it.
 _REPLICATED = ("NO", "MULTI_GPU", "MULTI_CPU")
@@ -105,6 +107,7 @@ class TrainingRun:
     last_validation: dict[str, float] | None = None
     last_saved: Path | None = None
     started: float = 0.0
+    stop: StopRequest = field(default_factory=StopRequest)
 
     @property
     def is_main(self) -> bool:
@@ -189,7 +192,10 @@ def _log_train(run: TrainingRun, meter: _Meter, progress: Any) -> None:
 
 
 def _after_step(run: TrainingRun, meter: _Meter, progress: Any, losses: dict[str, torch.Tensor]) -> bool:
-    """Progress, logs, validation and checkpoints after optimiser step ``run.state.step``; True at the end."""
+    """Progress, logs, validation and checkpoints after optimiser step ``run.state.step``; True at the end.
+
+    Raises :class:`TrainingStopped` once a stop signal reached any process, after saving this step.
+    """
     step, tcfg = run.state.step, run.tcfg
     progress.update(1)
     progress.set_postfix(
@@ -205,8 +211,13 @@ def _after_step(run: TrainingRun, meter: _Meter, progress: Any, losses: dict[str
     if run.val_loader is not None and (step % tcfg.eval_every == 0 or finished):
         run.last_validation = _evaluate(run.accelerator, run.model, run.val_loader)
         run.log({"split": "validation", "step": step, "epoch": run.state.epoch, **run.last_validation})
-    if step % tcfg.save_every == 0 or finished:
+    saved = step % tcfg.save_every == 0 or finished
+    if saved:
         run.checkpoint()
+    if not finished and stop_agreed(run.accelerator, run.stop):
+        if not saved:
+            run.checkpoint()
+        raise TrainingStopped(run.stop.signum or signal.SIGTERM, step, run.last_saved)
     return finished
 
 
@@ -224,18 +235,19 @@ def train_loop(run: TrainingRun) -> None:
     samples_per_micro_batch = run.per_device_batch * run.accelerator.num_processes
     meter = _Meter()
     run.model.train()
-    while run.state.step < run.total_steps:
-        for batch in _epoch_batches(run):
-            losses = _micro_step(run, batch)
-            meter.add(losses, samples_per_micro_batch)
-            if not run.accelerator.sync_gradients:
-                continue
-            run.state.step += 1
-            if _after_step(run, meter, progress, losses):
-                break
-        else:
-            run.state.epoch += 1
-            run.state.batches_in_epoch = 0
+    with catch_stop_signals(run.stop):
+        while run.state.step < run.total_steps:
+            for batch in _epoch_batches(run):
+                losses = _micro_step(run, batch)
+                meter.add(losses, samples_per_micro_batch)
+                if not run.accelerator.sync_gradients:
+                    continue
+                run.state.step += 1
+                if _after_step(run, meter, progress, losses):
+                    break
+            else:
+                run.state.epoch += 1
+                run.state.batches_in_epoch = 0
     progress.close()
 
 
