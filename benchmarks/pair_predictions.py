@@ -8,7 +8,11 @@ their ``predictions/*.jsonl`` files, which list the mentions in the same order w
         [--corpus runs/demo/corpus]
 
 With ``--corpus`` (held-out-synonym runs) it also splits Acc@1 by whether the linked corpus
-mentions the query's concept, as `bali demo` does. The row "distinct (string, gold) pairs" keeps
+mentions the query's concept, as `bali demo` does. With ``--train-mentions FILE`` (PubTator gold
+of the training abstracts) it splits by string and by concept: mentions whose normalised string is
+a training gold mention (seen), the rest (unseen), and the unseen ones by whether their gold
+concept (every part of one alternative, for a composite) is a training gold concept: does a gain
+on unseen strings come from concepts the training text taught, or does it reach others? The row "distinct (string, gold) pairs" keeps
 each pair's first mention, as `bali eval linking` does for context-free protocols (a recurring
 string is one decision there; in context it is not, so read that row only for context-free runs).
 """
@@ -21,12 +25,32 @@ from pathlib import Path
 
 import numpy as np
 
+from bali.corpus.linker import normalise_name
+from bali.evaluate.linking import load_mentions
 from bali.evaluate.paired import first_of_each, mcnemar_exact_p, won_lost
+from bali.evaluate.seen import SEEN, UNSEEN, training_strings
 
 
 def read_predictions(path: Path) -> list[dict]:
     """One dict per mention, in evaluation order."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def training_subsets(predictions: list[dict], train_mentions: list[Path]) -> dict[str, np.ndarray]:
+    """Seen / unseen strings (as `bali eval linking --train-mentions`), unseen split by concept."""
+    strings = training_strings(train_mentions)
+    concepts = {i for path in train_mentions for m in load_mentions(path, "pubtator")[0] for i in m.gold_ids}
+    seen = np.array([normalise_name(p["mention"]) in strings for p in predictions])
+    # The gold field is "|"-joined alternatives of "+"-joined composite parts (bali eval linking).
+    taught = np.array(
+        [any(set(alt.split("+")) <= concepts for alt in p["gold"].split("|")) for p in predictions]
+    )
+    return {
+        SEEN: seen,
+        UNSEEN: ~seen,
+        "unseen, concept in training": ~seen & taught,
+        "unseen, concept not in training": ~seen & ~taught,
+    }
 
 
 def main() -> None:
@@ -36,6 +60,9 @@ def main() -> None:
     parser.add_argument("reference", type=Path, help="predictions .jsonl of the reference (base) model")
     parser.add_argument("other", type=Path, help="predictions .jsonl of the compared model")
     parser.add_argument("--corpus", help="linked corpus directory: split rows by concept coverage")
+    parser.add_argument(
+        "--train-mentions", nargs="+", type=Path, help="PubTator gold of the training text: seen/unseen rows"
+    )
     args = parser.parse_args()
     reference, other = read_predictions(args.reference), read_predictions(args.other)
     keys = [(p["doc_id"], p["start"], p["mention"], p["gold"]) for p in reference]
@@ -54,10 +81,12 @@ def main() -> None:
         seen = {kg_node_key(int(n)) for n in LinkedCorpus(args.corpus).mentioned_nodes()}
         covered = np.array([p["gold"] in seen for p in reference])
         subsets.update({"concept in corpus": covered, "concept not in corpus": ~covered})
+    if args.train_mentions:
+        subsets.update(training_subsets(reference, args.train_mentions))
     for name, rows in subsets.items():
         won, lost = won_lost(hit[rows], base[rows])
         print(
-            f"{name:<29} n {int(rows.sum()):>5}  Acc@1 {100 * base[rows].mean():.1f} -> {100 * hit[rows].mean():.1f}"
+            f"{name:<33} n {int(rows.sum()):>5}  Acc@1 {100 * base[rows].mean():.1f} -> {100 * hit[rows].mean():.1f}"
             f"  won {won} lost {lost}  McNemar p {mcnemar_exact_p(won, lost):.3g}"
         )
 
