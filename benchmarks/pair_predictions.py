@@ -37,7 +37,12 @@ def read_predictions(path: Path) -> list[dict]:
 
 
 def training_subsets(predictions: list[dict], train_mentions: list[Path]) -> dict[str, np.ndarray]:
-    """Seen / unseen strings (as `bali eval linking --train-mentions`), unseen split by concept."""
+    """Seen / unseen strings, unseen split by concept.
+
+    Decided on the predictions' ``mention``, the searched string: the same as `bali eval linking
+    --train-mentions` for the plain protocols, the long form for the abbreviation-expanded one
+    (which `bali eval linking` splits by the text as written).
+    """
     strings = training_strings(train_mentions)
     concepts = {i for path in train_mentions for m in load_mentions(path, "pubtator")[0] for i in m.gold_ids}
     seen = np.array([normalise_name(p["mention"]) in strings for p in predictions])

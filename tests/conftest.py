@@ -75,7 +75,9 @@ def _start_accelerate(args: list[str]) -> subprocess.Popen[str]:
     """Start ``accelerate launch ARGS`` with one thread per process, in a new session, so that a
     timeout can kill the worker processes too, not only the launcher."""
     command = [str(Path(sys.executable).with_name("accelerate")), "launch", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # torchrun kills its workers this long after forwarding a stop signal (default 30 s): room for a
+    # loaded CI machine to finish the step and save.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "180"}
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,

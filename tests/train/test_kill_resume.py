@@ -125,10 +125,12 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(
 
 
 STOPS = {
-    # a cluster's time limit: SIGTERM to the training process
+    # a cluster's time limit: SIGTERM to the training process alone
     "SIGTERM": (signal.SIGTERM, "process", []),
-    # Ctrl-C in a terminal: SIGINT to the whole process group, a DataLoader worker included
-    "Ctrl-C with a loader worker": (signal.SIGINT, "group", ["--set", "train.num_workers=1"]),
+    # SLURM's time limit signals every process of the job step, a DataLoader worker included
+    "SIGTERM to the group, with a loader worker": (signal.SIGTERM, "group", ["--set", "train.num_workers=1"]),
+    # Ctrl-C in a terminal: SIGINT to the whole process group
+    "Ctrl-C, with a loader worker": (signal.SIGINT, "group", ["--set", "train.num_workers=1"]),
 }
 
 

@@ -8,7 +8,6 @@ in the epoch) goes into the checkpoints, so a resumed run carries on exactly whe
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from bali.model.geometry import GeometryMeter
 from bali.train.checkpoints import TrainerState, write_checkpoint
 from bali.train.config import TrainConfig
 from bali.train.rundir import FINAL_DIR, METRICS
-from bali.train.stop import StopRequest, TrainingStopped, catch_stop_signals, stop_agreed
+from bali.train.stop import StopRequest, TrainingStopped, agreed_stop_signal, catch_stop_signals
 
 # Backends whose processes each hold the whole model (DDP); ZeRO-3 and FSDP shard it.
 _REPLICATED = ("NO", "MULTI_GPU", "MULTI_CPU")
@@ -214,10 +213,11 @@ def _after_step(run: TrainingRun, meter: _Meter, progress: Any, losses: dict[str
     saved = step % tcfg.save_every == 0 or finished
     if saved:
         run.checkpoint()
-    if not finished and stop_agreed(run.accelerator, run.stop):
+    signum = 0 if finished else agreed_stop_signal(run.accelerator, run.stop)
+    if signum:
         if not saved:
             run.checkpoint()
-        raise TrainingStopped(run.stop.signum or signal.SIGTERM, step, run.last_saved)
+        raise TrainingStopped(signum, step, run.last_saved)
     return finished
 
 

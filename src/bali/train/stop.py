@@ -5,8 +5,10 @@ Clusters end a job with SIGTERM and kill it some seconds later (SLURM's KillWait
 SIGINT to the whole process group. Without a handler all work since the last ``save_every``
 checkpoint is lost: a 3,000-step run with a checkpoint every 1,000 steps loses up to an hour on a
 CPU. The handler only records the signal; the step loop asks every process after each optimiser
-step (Accelerate's trigger, one all-reduce of a scalar) so that all of them save the same step
-together, which DeepSpeed and FSDP checkpoints need.
+step (one gather of a scalar) so that all of them save the same step together, which DeepSpeed
+and FSDP checkpoints need. Signals during setup, the final export or the last step keep their
+usual effect; so does a second signal (``accelerate launch`` forwards a Ctrl-C it received itself,
+so every worker sees SIGINT twice, and must not abort the save on the second).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import torch
 
 from bali.errors import BaliError
 
@@ -66,14 +70,20 @@ def catch_stop_signals(request: StopRequest) -> Iterator[StopRequest]:
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
-def stop_agreed(accelerator: Any, request: StopRequest) -> bool:
-    """True on every process once any of them has a stop request (a collective call: all must make it)."""
-    if request.signum is not None:
-        accelerator.set_trigger()
-    return bool(accelerator.check_trigger())
+def agreed_stop_signal(accelerator: Any, request: StopRequest) -> int:
+    """The stop signal any process received (the highest number if several), 0 if none.
+
+    A collective call: every process makes it after each optimiser step, so all stop at one step
+    and report the signal that was actually sent, whichever rank received it.
+    """
+    local = torch.tensor([request.signum or 0], device=accelerator.device)
+    return int(accelerator.gather(local).max())
 
 
-def ignore_interrupt_in_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: Ctrl-C reaches every process of the group, and a worker that
-    dies of it breaks the loader before the main process can save; the main process stops them."""
+def ignore_stop_signals_in_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: a scheduler's SIGTERM and a terminal's Ctrl-C reach every
+    process, and a worker that dies of one (PyTorch's workers exit on SIGINT, and on a SIGTERM
+    their parent did not send) fails the main process before it can save. The main process still
+    ends its workers through the loader's own shutdown."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -35,7 +35,7 @@ from bali.train.config import TrainConfig
 from bali.train.distributed import launched_on_cpu
 from bali.train.loop import TrainingRun, finish, train_loop
 from bali.train.rundir import BASE_DIR, CONFIG_FILE, DATA_MANIFEST, METRICS
-from bali.train.stop import ignore_interrupt_in_worker
+from bali.train.stop import ignore_stop_signals_in_worker
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def _loader(
         shuffle=False,
         collate_fn=collate,
         num_workers=tcfg.num_workers,
-        worker_init_fn=ignore_interrupt_in_worker,
+        worker_init_fn=ignore_stop_signals_in_worker,
         generator=torch.Generator().manual_seed(tcfg.seed),
     )
 
