@@ -8,13 +8,15 @@ their ``predictions/*.jsonl`` files, which list the mentions in the same order w
         [--corpus runs/demo/corpus]
 
 With ``--corpus`` (held-out-synonym runs) it also splits Acc@1 by whether the linked corpus
-mentions the query's concept, as `bali demo` does. With ``--train-mentions FILE`` (PubTator gold
-of the training abstracts) it splits by string and by concept: mentions whose normalised string is
-a training gold mention (seen), the rest (unseen), and the unseen ones by whether their gold
-concept (every part of one alternative, for a composite) is a training gold concept: does a gain
-on unseen strings come from concepts the training text taught, or does it reach others? The row "distinct (string, gold) pairs" keeps
+mentions the query's concept, as `bali demo` does. The row "distinct (string, gold) pairs" keeps
 each pair's first mention, as `bali eval linking` does for context-free protocols (a recurring
 string is one decision there; in context it is not, so read that row only for context-free runs).
+
+With ``--train-mentions FILE`` (PubTator gold of the training abstracts) it splits by string and by
+concept: mentions whose normalised string is a training gold mention (seen), the rest (unseen), and
+the unseen ones by whether their gold concept (every part of one alternative, for a composite) is a
+training gold concept: does a gain on unseen strings come from concepts the training text taught,
+or does it reach others?
 """
 
 from __future__ import annotations

@@ -76,15 +76,20 @@ KILL_POINTS: dict[str, Callable[[Path], bool]] = {
 }
 
 
-def _run_until_killed(command: list[str], run: Path, when: Callable[[Path], bool]) -> None:
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+def _wait_until(proc: subprocess.Popen, run: Path, when: Callable[[Path], bool]) -> None:
+    """Poll the running training until ``when(run)``; fail if it ends or takes 4 minutes first."""
     deadline = time.monotonic() + 240
     while proc.poll() is None and not when(run):
         if time.monotonic() > deadline:
             proc.kill()
-            pytest.fail("the training never reached its kill point")
+            pytest.fail("the training never reached its signal point")
         time.sleep(0.001)
-    assert proc.poll() is None, "the training finished before its kill point"
+    assert proc.poll() is None, "the training finished before its signal point"
+
+
+def _run_until_killed(command: list[str], run: Path, when: Callable[[Path], bool]) -> None:
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+    _wait_until(proc, run, when)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -124,6 +129,15 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(
     assert not list((run / "checkpoints").glob(".tmp-*")), "the killed write's temporary directory is gone"
 
 
+def _the_stop_checkpoint(run: Path) -> int:
+    """The step of the run's only checkpoint, which must be complete and the last step it logged."""
+    saved = sorted((run / "checkpoints").glob("step-*"))
+    assert len(saved) == 1 and is_complete(saved[0]), saved
+    stopped_at = int(saved[0].name.removeprefix("step-"))
+    assert stopped_at == _logged_steps(run), "the saved step is the last one run"
+    return stopped_at
+
+
 STOPS = {
     # a cluster's time limit: SIGTERM to the training process alone
     "SIGTERM": (signal.SIGTERM, "process", []),
@@ -152,11 +166,7 @@ def test_a_stop_signal_saves_the_step_it_stopped_at(
         env=_env(),
         start_new_session=True,
     )
-    deadline = time.monotonic() + 240
-    while proc.poll() is None and _logged_steps(run) < 2:
-        assert time.monotonic() < deadline, "the training never reached step 2"
-        time.sleep(0.001)
-    assert proc.poll() is None, "the training finished before the signal"
+    _wait_until(proc, run, lambda run: _logged_steps(run) >= 2)
     if target == "group":
         os.killpg(proc.pid, signum)
     else:
@@ -164,10 +174,7 @@ def test_a_stop_signal_saves_the_step_it_stopped_at(
     _, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 128 + signum, stderr[-2000:]
     assert f"stopped by {signal.Signals(signum).name}" in stderr and "--resume" in stderr
-    saved = sorted((run / "checkpoints").glob("step-*"))
-    assert len(saved) == 1 and is_complete(saved[0])
-    stopped_at = int(saved[0].name.removeprefix("step-"))
-    assert 2 <= stopped_at < 6 and stopped_at == _logged_steps(run), "the saved step is the last one run"
+    assert 2 <= _the_stop_checkpoint(run) < 6
     assert not (run / "final").exists()
     resumed = subprocess.run(
         _command(tiny_dataset_dir, tiny_bert_dir, run, "--resume"), capture_output=True, text=True, env=_env()
@@ -194,18 +201,11 @@ def test_sigterm_to_the_launcher_stops_both_processes_at_one_saved_step(
     train = _command(tiny_dataset_dir, tiny_bert_dir, run, "--set", "train.max_steps=20")[2:]
     train += ["--set", "train.save_every=100"]
     proc = start_accelerate(launch + train)
-    deadline = time.monotonic() + 240
-    while proc.poll() is None and _logged_steps(run) < 2:
-        assert time.monotonic() < deadline, "the training never reached step 2"
-        time.sleep(0.001)
-    assert proc.poll() is None, "the training finished before the signal"
+    _wait_until(proc, run, lambda run: _logged_steps(run) >= 2)
     proc.send_signal(signal.SIGTERM)
     _, stderr = finish_launch(proc, 240)
     assert proc.returncode != 0 and "stopped by SIGTERM" in stderr, stderr[-3000:]
-    saved = sorted((run / "checkpoints").glob("step-*"))
-    assert len(saved) == 1 and is_complete(saved[0]), saved
-    stopped_at = int(saved[0].name.removeprefix("step-"))
-    assert 2 <= stopped_at < 20 and stopped_at == _logged_steps(run)
+    assert 2 <= _the_stop_checkpoint(run) < 20
     accelerate_launch(launch + train + ["--resume"], timeout=300)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 21))

@@ -210,13 +210,10 @@ def _after_step(run: TrainingRun, meter: _Meter, progress: Any, losses: dict[str
     if run.val_loader is not None and (step % tcfg.eval_every == 0 or finished):
         run.last_validation = _evaluate(run.accelerator, run.model, run.val_loader)
         run.log({"split": "validation", "step": step, "epoch": run.state.epoch, **run.last_validation})
-    saved = step % tcfg.save_every == 0 or finished
-    if saved:
-        run.checkpoint()
     signum = 0 if finished else agreed_stop_signal(run.accelerator, run.stop)
+    if step % tcfg.save_every == 0 or finished or signum:
+        run.checkpoint()
     if signum:
-        if not saved:
-            run.checkpoint()
         raise TrainingStopped(signum, step, run.last_saved)
     return finished
 
