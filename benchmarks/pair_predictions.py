@@ -27,10 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bali.corpus.linker import normalise_name
-from bali.evaluate.linking import load_mentions
 from bali.evaluate.paired import first_of_each, mcnemar_exact_p, won_lost
-from bali.evaluate.seen import SEEN, UNSEEN, training_strings
+from bali.evaluate.seen import SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT, training_gold
 
 
 def read_predictions(path: Path) -> list[dict]:
@@ -39,24 +37,21 @@ def read_predictions(path: Path) -> list[dict]:
 
 
 def training_subsets(predictions: list[dict], train_mentions: list[Path]) -> dict[str, np.ndarray]:
-    """Seen / unseen strings, unseen split by concept.
+    """Seen / unseen strings, unseen split by concept (the rows of `bali eval linking --train-mentions`).
 
     Decided on the predictions' ``mention``, the searched string: the same as `bali eval linking
     --train-mentions` for the plain protocols, the long form for the abbreviation-expanded one
     (which `bali eval linking` splits by the text as written).
     """
-    strings = training_strings(train_mentions)
-    concepts = {i for path in train_mentions for m in load_mentions(path, "pubtator")[0] for i in m.gold_ids}
-    seen = np.array([normalise_name(p["mention"]) in strings for p in predictions])
+    gold = training_gold(train_mentions)
+    seen = np.array([gold.seen(p["mention"]) for p in predictions])
     # The gold field is "|"-joined alternatives of "+"-joined composite parts (bali eval linking).
-    taught = np.array(
-        [any(set(alt.split("+")) <= concepts for alt in p["gold"].split("|")) for p in predictions]
-    )
+    taught = np.array([gold.taught(alt.split("+") for alt in p["gold"].split("|")) for p in predictions])
     return {
         SEEN: seen,
         UNSEEN: ~seen,
-        "unseen, concept in training": ~seen & taught,
-        "unseen, concept not in training": ~seen & ~taught,
+        UNSEEN_TAUGHT: ~seen & taught,
+        UNSEEN_UNTAUGHT: ~seen & ~taught,
     }
 
 

@@ -538,7 +538,7 @@ def test_cli_splits_rows_into_mentions_seen_and_unseen_in_a_training_corpus(
     exact_match_encoder: None, medic_file: Path, pubtator_file: Path, tmp_path: Path
 ) -> None:
     from bali.cli import main
-    from bali.evaluate.seen import SEEN, UNSEEN
+    from bali.evaluate.seen import SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT
 
     train = tmp_path / "train.PubTator.txt"  # "heart-failure" normalises to the test's "Heart failure"
     train.write_text("9|t|Heart-failure.\n9|a|x\n9\t0\t13\theart-failure\tDisease\tD006333\n\n")
@@ -548,6 +548,10 @@ def test_cli_splits_rows_into_mentions_seen_and_unseen_in_a_training_corpus(
     rows = {r["subset"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     assert rows[SEEN]["mentions"] == 1  # "Heart failure"; "HF", "diabetes" and the composite are unseen
     assert rows[SEEN]["mentions"] + rows[UNSEEN]["mentions"] == rows["all"]["mentions"]
+    # "HF" is a new string of the training concept D006333; the composite "heart failure and
+    # diabetes" is not taught, one of its parts (D003920) never being a training concept.
+    assert rows[UNSEEN_TAUGHT]["mentions"] == 1
+    assert rows[UNSEEN_TAUGHT]["mentions"] + rows[UNSEEN_UNTAUGHT]["mentions"] == rows[UNSEEN]["mentions"]
 
 
 def test_trained_models_are_labelled_by_their_run_not_by_final(tmp_path: Path) -> None:

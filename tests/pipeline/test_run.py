@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,7 @@ def test_eval_stage_samples_heldout_concepts_as_configured(
     import bali.evaluate.mentions
     import bali.evaluate.report
     import bali.export
-    from bali.evaluate.seen import SEEN, UNSEEN
+    from bali.evaluate.seen import SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT
 
     train = tmp_path / "train.PubTator.txt"
     train.write_text("9|t|Fever.\n9|a|x\n9\t0\t5\tFever\tDisease\tD005334\n\n")
@@ -190,9 +191,11 @@ def test_eval_stage_samples_heldout_concepts_as_configured(
     p.run_dir.mkdir(parents=True)
     stage_module.run_eval(p, fresh=True)
     assert seen["max_mentions"] == 7 and seen["seed"] == 3 and seen["in_context"] is True
-    assert set(seen["subsets"]) == {SEEN, UNSEEN}
+    assert set(seen["subsets"]) == {SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT}
     fever = bali.evaluate.mentions.Mention("d", 0, 5, "fever", "Disease", (("D005334",),), False, "t", 1)
     assert seen["subsets"][SEEN](fever) and not seen["subsets"][UNSEEN](fever)
+    pyrexia = dataclasses.replace(fever, text="pyrexia", gold=(("MESH:D005334",),))  # ids as read
+    assert seen["subsets"][UNSEEN_TAUGHT](pyrexia) and not seen["subsets"][UNSEEN_UNTAUGHT](pyrexia)
 
 
 def test_demo_prints_base_and_bali_rows_and_their_pairing(

@@ -56,9 +56,9 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         raise BadInputError("give exactly one of --dictionary FILE and --kg DIR")
     subsets = None
     if args.train_mentions:
-        from bali.evaluate.seen import seen_subsets, training_strings
+        from bali.evaluate.seen import seen_subsets, training_gold
 
-        subsets = seen_subsets(training_strings(args.train_mentions, args.train_format))
+        subsets = seen_subsets(training_gold(args.train_mentions, args.train_format))
     result = evaluate_linking(
         args.model,
         args.dictionary or args.kg,
@@ -242,7 +242,8 @@ def _add_linking_sources(p: argparse.ArgumentParser) -> None:
         "--train-mentions",
         action="append",
         help="training corpus mention file (repeatable): adds rows for mentions whose normalised "
-        "string is a gold mention there (seen) and for the rest (unseen)",
+        "string is a gold mention there (seen), for the rest (unseen), and for the unseen ones whose "
+        "gold concept is (not) a gold concept there",
     )
     p.add_argument(
         "--train-format",

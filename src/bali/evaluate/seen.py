@@ -3,12 +3,16 @@
 Tutubalina et al. (2020, "Fair evaluation in concept normalization") showed that most test mentions
 of the common normalisation corpora repeat a training mention's string, so a score mostly measures
 memorised strings. ``bali eval linking --train-mentions FILE`` splits every row into mentions whose
-normalised string is a gold mention of the training corpus (seen) and the rest (unseen).
+normalised string is a gold mention of the training corpus (seen) and the rest (unseen), and the
+unseen ones by whether their gold concept is a gold concept of the training corpus: a new string of
+a concept training taught is where an alignment should teach synonymy; a concept training never
+named can only gain through what transfers (benchmarks/budget.md, the concept split of rule 19).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bali.corpus.linker import normalise_name
@@ -16,21 +20,46 @@ from bali.evaluate.linking import load_mentions
 from bali.evaluate.mentions import Mention
 
 SEEN, UNSEEN = "seen in training", "unseen in training"
+UNSEEN_TAUGHT, UNSEEN_UNTAUGHT = "unseen, concept in training", "unseen, concept not in training"
 
 
-def training_strings(paths: Sequence[str | Path], mention_format: str = "pubtator") -> set[str]:
-    """Normalised strings of every gold mention (any type) in the training mention files."""
+@dataclass(frozen=True)
+class TrainingGold:
+    """The normalised strings and the gold concept ids of a training corpus's gold mentions."""
+
+    strings: frozenset[str]
+    concepts: frozenset[str]
+
+    def seen(self, text: str) -> bool:
+        """Whether ``text`` normalises to a training gold mention's string."""
+        return normalise_name(text) in self.strings
+
+    def taught(self, gold: Iterable[Iterable[str]]) -> bool:
+        """Whether one gold alternative, with every composite part, is among the training concepts."""
+        return any(set(alternative) <= self.concepts for alternative in gold)
+
+
+def training_gold(paths: Sequence[str | Path], mention_format: str = "pubtator") -> TrainingGold:
+    """Strings and concepts of every gold mention (any type) in the training mention files."""
     strings: set[str] = set()
+    concepts: set[str] = set()
     for path in paths:
         mentions, _ = load_mentions(path, mention_format)
         strings.update(normalise_name(m.text) for m in mentions)
-    return strings
+        concepts.update(i for m in mentions for i in m.gold_ids)
+    return TrainingGold(frozenset(strings), frozenset(concepts))
 
 
-def seen_subsets(strings: set[str]) -> dict[str, Callable[[Mention], bool]]:
-    """Row filters for ``evaluate_linking(subsets=...)``: seen and unseen mention strings."""
+def seen_subsets(gold: TrainingGold) -> dict[str, Callable[[Mention], bool]]:
+    """Row filters for ``evaluate_linking(subsets=...)``: seen and unseen mention strings, and the
+    unseen ones whose gold concept training did and did not name."""
 
-    def seen(mention: Mention) -> bool:
-        return normalise_name(mention.text) in strings
+    def unseen(mention: Mention) -> bool:
+        return not gold.seen(mention.text)
 
-    return {SEEN: seen, UNSEEN: lambda mention: not seen(mention)}
+    return {
+        SEEN: lambda mention: gold.seen(mention.text),
+        UNSEEN: unseen,
+        UNSEEN_TAUGHT: lambda mention: unseen(mention) and gold.taught(mention.gold),
+        UNSEEN_UNTAUGHT: lambda mention: unseen(mention) and not gold.taught(mention.gold),
+    }

@@ -97,9 +97,9 @@ def run_eval(p: PipelineLayout, fresh: bool) -> dict[str, Any]:
     else:
         dictionary, mentions = ev.linking_dictionary or str(p.kg_dir), ev.linking_mentions
     if ev.linking_train_mentions:
-        from bali.evaluate.seen import seen_subsets, training_strings
+        from bali.evaluate.seen import seen_subsets, training_gold
 
-        subsets = {**(subsets or {}), **seen_subsets(training_strings(ev.linking_train_mentions))}
+        subsets = {**(subsets or {}), **seen_subsets(training_gold(ev.linking_train_mentions))}
     if mentions is None:
         raise BadInputError("eval.linking_mentions is required unless eval.linking_format is 'heldout'")
     results = evaluate_linking(
