@@ -1,17 +1,19 @@
 """Plot the budget curves of benchmarks/budget.md from its points tables and the runs' metrics.
 
-Usage (the run directories are the scratch trainings named in budget.md; any may be left out):
+Usage (every input is committed, so the plot can be redrawn after the scratch runs are gone):
 
     .venv/bin/python benchmarks/budget_plot.py \
         --points "demo dev (1,000 held-out synonyms)=benchmarks/budget_points_demo.tsv" \
         --points "BC5CDR-disease dev (4,228 mentions)=benchmarks/budget_points_bc5cdr.tsv" \
-        --run "demo anchor=/work/exp/runs/demo-anchor-3000" --out benchmarks/budget.png
+        --uniformity benchmarks/budget_uniformity.tsv --out benchmarks/budget.png
 
 Each ``--points TITLE=TSV`` (header ``arm  steps  dev_acc1  cos_unrelated``, one row per scored
 model, steps 0 for the base) gets its own Acc@1 panel; the rows with a ``cos_unrelated`` value also
-go into the panel of the mean cosine of unrelated names. Each ``--run ARM=DIR`` adds that run's
-validation name uniformity (``uniform_names`` in ``DIR/metrics.jsonl``, Wang & Isola 2020) to the
-last panel, so the drift is seen step by step and not only at the scored end points.
+go into the panel of the mean cosine of unrelated names. The last panel shows each run's validation
+name uniformity (``uniform_names`` of ``metrics.jsonl``, Wang & Isola 2020), so the drift is seen step
+by step and not only at the scored end points: from ``--uniformity TSV`` (header ``arm  step
+uniform_names``, the series copied into the repository) and from each ``--run ARM=DIR`` (a run
+directory's ``metrics.jsonl``, for a run not yet copied).
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ def plot_points(
     acc.set(title=title, xlabel="training steps (x16)", ylabel="Acc@1 %")
 
 
-def read_uniformity(run_dir: Path) -> list[tuple[int, float]]:
+Series = list[tuple[int, float]]
+
+
+def read_uniformity(run_dir: Path) -> Series:
     """(step, uniform_names) of every validation record of a run."""
     records = (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line)
     return [
@@ -70,9 +75,19 @@ def read_uniformity(run_dir: Path) -> list[tuple[int, float]]:
     ]
 
 
+def read_uniformity_table(path: Path) -> dict[str, Series]:
+    """Arm -> [(step, uniform_names)] from a committed TSV, sorted by step."""
+    arms: dict[str, Series] = defaultdict(list)
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            arms[row["arm"]].append((int(row["step"]), float(row["uniform_names"])))
+    return {arm: sorted(series) for arm, series in arms.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", action="append", required=True, help="TITLE=TSV, repeatable")
+    parser.add_argument("--uniformity", type=Path, help="TSV of validation name uniformity per arm")
     parser.add_argument("--run", action="append", default=[], help="ARM=RUN_DIR, repeatable")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -82,9 +97,12 @@ def main() -> None:
     for spec, acc in zip(args.points, accs, strict=True):
         title, _, path = spec.partition("=")
         plot_points(title, read_points(Path(path)), acc, cos, colours)
+    series = read_uniformity_table(args.uniformity) if args.uniformity else {}
     for spec in args.run:
         arm, _, run_dir = spec.partition("=")
-        steps, values = zip(*read_uniformity(Path(run_dir)), strict=True)
+        series[arm] = read_uniformity(Path(run_dir))
+    for arm, points in series.items():
+        steps, values = zip(*points, strict=True)
         uni.plot(steps, values, marker=".", label=arm, linestyle="--")
     cos.set(title="mean cosine of unrelated names (dev)", xlabel="training steps (x16)")
     uni.set(title="name uniformity at validation (lower = spread)", xlabel="step")
