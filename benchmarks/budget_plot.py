@@ -22,7 +22,9 @@ import argparse
 import csv
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import matplotlib
 
@@ -30,16 +32,26 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 Point = tuple[int, float, float | None]
+T = TypeVar("T")
+
+
+def read_by_arm(path: Path, point: Callable[[dict[str, str]], T]) -> dict[str, list[T]]:
+    """Arm -> its rows of a TSV with an ``arm`` column, each made a point by ``point``, sorted."""
+    arms: dict[str, list[T]] = defaultdict(list)
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            arms[row["arm"]].append(point(row))
+    return {arm: sorted(points) for arm, points in arms.items()}
 
 
 def read_points(path: Path) -> dict[str, list[Point]]:
     """Arm -> [(steps, dev Acc@1, mean cosine of unrelated names or None)], sorted by steps."""
-    arms: dict[str, list[Point]] = defaultdict(list)
-    with path.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            cosine = float(row["cos_unrelated"]) if row["cos_unrelated"] else None
-            arms[row["arm"]].append((int(row["steps"]), float(row["dev_acc1"]), cosine))
-    return {arm: sorted(points) for arm, points in arms.items()}
+
+    def point(row: dict[str, str]) -> Point:
+        cosine = float(row["cos_unrelated"]) if row["cos_unrelated"] else None
+        return int(row["steps"]), float(row["dev_acc1"]), cosine
+
+    return read_by_arm(path, point)
 
 
 def plot_points(
@@ -77,11 +89,7 @@ def read_uniformity(run_dir: Path) -> Series:
 
 def read_uniformity_table(path: Path) -> dict[str, Series]:
     """Arm -> [(step, uniform_names)] from a committed TSV, sorted by step."""
-    arms: dict[str, Series] = defaultdict(list)
-    with path.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            arms[row["arm"]].append((int(row["step"]), float(row["uniform_names"])))
-    return {arm: sorted(series) for arm, series in arms.items()}
+    return read_by_arm(path, lambda row: (int(row["step"]), float(row["uniform_names"])))
 
 
 def main() -> None:
