@@ -17,6 +17,12 @@ concept: mentions whose normalised string is a training gold mention (seen), the
 the unseen ones by whether their gold concept (every part of one alternative, for a composite) is a
 training gold concept: does a gain on unseen strings come from concepts the training text taught,
 or does it reach others?
+
+With ``--kg KG`` (the training KG artefact) it splits by whether the gold concept has a node there
+(every part of one alternative carries a node's cross-reference): the alignment trains only the
+mentions of concepts the KG has, so a loss on the others is the KG's coverage, not the method's.
+With ``--train-mentions`` as well, the concepts without a node are split by whether the training
+text names them (benchmarks/budget.md, the coverage diagnostic).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from bali.evaluate.paired import first_of_each, mcnemar_exact_p, won_lost
-from bali.evaluate.seen import SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT, training_gold
+from bali.evaluate.seen import SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT, TrainingGold, training_gold
 
 
 def read_predictions(path: Path) -> list[dict]:
@@ -36,23 +42,49 @@ def read_predictions(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def training_subsets(predictions: list[dict], train_mentions: list[Path]) -> dict[str, np.ndarray]:
+def training_subsets(predictions: list[dict], gold: TrainingGold) -> dict[str, np.ndarray]:
     """Seen / unseen strings, unseen split by concept (the rows of `bali eval linking --train-mentions`).
 
     Decided on the predictions' ``mention``, the searched string: the same as `bali eval linking
     --train-mentions` for the plain protocols, the long form for the abbreviation-expanded one
     (which `bali eval linking` splits by the text as written).
     """
-    gold = training_gold(train_mentions)
     seen = np.array([gold.seen(p["mention"]) for p in predictions])
-    # The gold field is "|"-joined alternatives of "+"-joined composite parts (bali eval linking).
-    taught = np.array([gold.taught(alt.split("+") for alt in p["gold"].split("|")) for p in predictions])
+    taught = taught_mask(predictions, gold)
     return {
         SEEN: seen,
         UNSEEN: ~seen,
         UNSEEN_TAUGHT: ~seen & taught,
         UNSEEN_UNTAUGHT: ~seen & ~taught,
     }
+
+
+def taught_mask(predictions: list[dict], gold: TrainingGold) -> np.ndarray:
+    """Mentions whose gold concept (every part of one alternative) is a training gold concept."""
+    # The gold field is "|"-joined alternatives of "+"-joined composite parts (bali eval linking).
+    return np.array([gold.taught(alt.split("+") for alt in p["gold"].split("|")) for p in predictions])
+
+
+def kg_subsets(predictions: list[dict], kg_dir: Path, taught: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Concept with / without a node in the training KG, the latter split by ``taught`` when given."""
+    from bali.kg.graph import KnowledgeGraph
+
+    kg = KnowledgeGraph.load(kg_dir)
+    in_kg = np.array(
+        [
+            any(all(kg.lookup_xref(part) for part in alt.split("+")) for alt in p["gold"].split("|"))
+            for p in predictions
+        ]
+    )
+    subsets = {"concept in KG": in_kg, "concept not in KG": ~in_kg}
+    if taught is not None:
+        subsets.update(
+            {
+                "not in KG, concept in training": ~in_kg & taught,
+                "not in KG, not in training": ~in_kg & ~taught,
+            }
+        )
+    return subsets
 
 
 def main() -> None:
@@ -64,6 +96,9 @@ def main() -> None:
     parser.add_argument("--corpus", help="linked corpus directory: split rows by concept coverage")
     parser.add_argument(
         "--train-mentions", nargs="+", type=Path, help="PubTator gold of the training text: seen/unseen rows"
+    )
+    parser.add_argument(
+        "--kg", type=Path, help="the training KG artefact: rows by whether the gold concept has a node"
     )
     args = parser.parse_args()
     reference, other = read_predictions(args.reference), read_predictions(args.other)
@@ -83,8 +118,11 @@ def main() -> None:
         seen = {kg_node_key(int(n)) for n in LinkedCorpus(args.corpus).mentioned_nodes()}
         covered = np.array([p["gold"] in seen for p in reference])
         subsets.update({"concept in corpus": covered, "concept not in corpus": ~covered})
-    if args.train_mentions:
-        subsets.update(training_subsets(reference, args.train_mentions))
+    gold = training_gold(args.train_mentions) if args.train_mentions else None
+    if gold is not None:
+        subsets.update(training_subsets(reference, gold))
+    if args.kg:
+        subsets.update(kg_subsets(reference, args.kg, None if gold is None else taught_mask(reference, gold)))
     for name, rows in subsets.items():
         won, lost = won_lost(hit[rows], base[rows])
         print(
