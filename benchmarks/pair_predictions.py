@@ -34,7 +34,17 @@ from pathlib import Path
 import numpy as np
 
 from bali.evaluate.paired import first_of_each, mcnemar_exact_p, won_lost
-from bali.evaluate.seen import SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT, TrainingGold, training_gold
+from bali.evaluate.seen import (
+    IN_KG,
+    NOT_IN_KG,
+    SEEN,
+    UNSEEN,
+    UNSEEN_TAUGHT,
+    UNSEEN_UNTAUGHT,
+    TrainingGold,
+    kg_covers,
+    training_gold,
+)
 
 
 def read_predictions(path: Path) -> list[dict]:
@@ -67,21 +77,14 @@ def taught_mask(predictions: list[dict], gold: TrainingGold) -> np.ndarray:
 
 def kg_subsets(predictions: list[dict], kg_dir: Path, taught: np.ndarray | None) -> dict[str, np.ndarray]:
     """Concept with / without a node in the training KG, the latter split by ``taught`` when given."""
-    from bali.kg.graph import KnowledgeGraph
-
-    kg = KnowledgeGraph.load(kg_dir)
-    in_kg = np.array(
-        [
-            any(all(kg.lookup_xref(part) for part in alt.split("+")) for alt in p["gold"].split("|"))
-            for p in predictions
-        ]
-    )
-    subsets = {"concept in KG": in_kg, "concept not in KG": ~in_kg}
+    covers = kg_covers(kg_dir)
+    in_kg = np.array([covers(alt.split("+") for alt in p["gold"].split("|")) for p in predictions])
+    subsets = {IN_KG: in_kg, NOT_IN_KG: ~in_kg}
     if taught is not None:
         subsets.update(
             {
-                "not in KG, concept in training": ~in_kg & taught,
-                "not in KG, not in training": ~in_kg & ~taught,
+                f"{NOT_IN_KG}, concept in training": ~in_kg & taught,
+                f"{NOT_IN_KG}, not in training": ~in_kg & ~taught,
             }
         )
     return subsets

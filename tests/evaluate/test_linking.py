@@ -564,3 +564,19 @@ def test_trained_models_are_labelled_by_their_run_not_by_final(tmp_path: Path) -
     labels = [_model_label(str(tmp_path / folder), used) for folder in folders]
     assert labels == ["anchor-s29", "anchor-s30", "my-encoder", "my-encoder-2"]
     assert _model_label("builtin", used) == "builtin"  # not a folder: the name as given
+
+
+def test_cli_splits_rows_by_whether_the_training_kg_has_the_gold_concept(
+    exact_match_encoder: None, medic_file: Path, pubtator_file: Path, tiny_kg: Path, tmp_path: Path
+) -> None:
+    from bali.cli import main
+    from bali.evaluate.seen import IN_KG, NOT_IN_KG
+
+    out = tmp_path / "el"
+    args = ["eval", "linking", "--model", "m", "--dictionary", str(medic_file), "--out", str(out)]
+    assert main([*args, "--mentions", str(pubtator_file), "--train-kg", str(tiny_kg)]) == 0
+    rows = {r["subset"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    # The KG carries D003920 (diabetes, one of its mention's two gold alternatives) and D012640; the
+    # composite "heart failure and diabetes" needs a node for both parts, and D006333 has none.
+    assert rows[IN_KG]["mentions"] == 1 and rows[IN_KG]["acc@1"] == 1.0
+    assert rows[IN_KG]["mentions"] + rows[NOT_IN_KG]["mentions"] == rows["all"]["mentions"] == 5

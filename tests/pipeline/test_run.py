@@ -14,9 +14,11 @@ from bali.corpus.artifact import CorpusWriter, LinkedCorpus
 from bali.errors import BadInputError
 from bali.evaluate.dictionary import kg_node_key
 from bali.evaluate.mentions import Mention
+from bali.kg.graph import Relation
 from bali.pipeline import stages as stage_module
 from bali.pipeline.cli import demo_config_path
 from bali.pipeline.run import STAGES, Pipeline
+from tiny_kg import write_literal_kg
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,28 +158,12 @@ def test_heldout_rows_are_split_by_corpus_coverage(tmp_path: Path) -> None:
     assert [subsets[stage_module.NOT_IN_CORPUS](heldout(n)) for n in (0, 1, 5)] == [False, True, False]
 
 
-def test_eval_stage_samples_heldout_concepts_as_configured(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`eval.heldout_max_concepts` and `eval.seed` reach the linking evaluation (they were ignored),
-    `eval.linking_train_mentions` adds the seen / unseen rows and `eval.linking_in_context` the
-    in-context protocol."""
+def _eval_call(p: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The keyword arguments the eval stage hands to `evaluate_linking` (faked, with the report)."""
     import bali.evaluate.linking
-    import bali.evaluate.mentions
     import bali.evaluate.report
     import bali.export
-    from bali.evaluate.seen import SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT
 
-    train = tmp_path / "train.PubTator.txt"
-    train.write_text("9|t|Fever.\n9|a|x\n9\t0\t5\tFever\tDisease\tD005334\n\n")
-    p = _pipeline(
-        tmp_path,
-        "eval.heldout_max_concepts=7",
-        "eval.seed=3",
-        f"eval.linking_train_mentions=[{train}]",
-        "eval.linking_in_context=true",
-    )
-    monkeypatch.setattr(stage_module, "corpus_coverage_subsets", lambda corpus: None)
     monkeypatch.setattr(stage_module, "heldout_tsne_panels", lambda *a: None)
     seen: dict[str, Any] = {}
 
@@ -190,12 +176,62 @@ def test_eval_stage_samples_heldout_concepts_as_configured(
     monkeypatch.setattr(bali.export, "write_model_card", lambda *a, **k: None)
     p.run_dir.mkdir(parents=True)
     stage_module.run_eval(p, fresh=True)
+    return seen
+
+
+def test_eval_stage_samples_heldout_concepts_as_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`eval.heldout_max_concepts` and `eval.seed` reach the linking evaluation (they were ignored),
+    `eval.linking_train_mentions` adds the seen / unseen rows and `eval.linking_in_context` the
+    in-context protocol."""
+    from bali.evaluate.seen import SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT
+
+    train = tmp_path / "train.PubTator.txt"
+    train.write_text("9|t|Fever.\n9|a|x\n9\t0\t5\tFever\tDisease\tD005334\n\n")
+    p = _pipeline(
+        tmp_path,
+        "eval.heldout_max_concepts=7",
+        "eval.seed=3",
+        f"eval.linking_train_mentions=[{train}]",
+        "eval.linking_in_context=true",
+    )
+    monkeypatch.setattr(stage_module, "corpus_coverage_subsets", lambda corpus: None)
+    seen = _eval_call(p, tmp_path, monkeypatch)
     assert seen["max_mentions"] == 7 and seen["seed"] == 3 and seen["in_context"] is True
     assert set(seen["subsets"]) == {SEEN, UNSEEN, UNSEEN_TAUGHT, UNSEEN_UNTAUGHT}
-    fever = bali.evaluate.mentions.Mention("d", 0, 5, "fever", "Disease", (("D005334",),), False, "t", 1)
+    fever = Mention("d", 0, 5, "fever", "Disease", (("D005334",),), False, "t", 1)
     assert seen["subsets"][SEEN](fever) and not seen["subsets"][UNSEEN](fever)
     pyrexia = dataclasses.replace(fever, text="pyrexia", gold=(("MESH:D005334",),))  # ids as read
     assert seen["subsets"][UNSEEN_TAUGHT](pyrexia) and not seen["subsets"][UNSEEN_UNTAUGHT](pyrexia)
+
+
+def test_eval_against_a_separate_dictionary_splits_rows_by_the_kgs_coverage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With its own vocabulary (MEDIC) the eval stage adds rows for gold concepts with and without a
+    node in the run's KG; the held-out protocol, which searches the KG itself, does not."""
+    from bali.evaluate.seen import IN_KG, NOT_IN_KG
+
+    mentions, medic = tmp_path / "dev.PubTator.txt", tmp_path / "medic.txt"
+    mentions.write_text("1|t|Fever.\n1|a|x\n1\t0\t5\tFever\tDisease\tD005334\n\n")
+    medic.write_text("D005334||Fever\n")
+    p = _pipeline(
+        tmp_path,
+        "eval.linking_format=pubtator",
+        f"eval.linking_mentions={mentions}",
+        f"eval.linking_dictionary={medic}",
+    )
+    write_literal_kg(p.kg_dir, {0: ["fever"], 1: ["seizure"]}, [(0, 1, 0)], [Relation("is_a")])
+    subsets = _eval_call(p, tmp_path, monkeypatch)["subsets"]
+    assert set(subsets) == {IN_KG, NOT_IN_KG}
+    fever = Mention("d", 0, 5, "fever", "Disease", (("MESH:D005334",),), False, "t", 1)
+    node = dataclasses.replace(fever, gold=(("MESH:D005334",), ("C1",)))  # one alternative has a node
+    assert [subsets[IN_KG](m) for m in (fever, node)] == [False, True]
+    assert [subsets[NOT_IN_KG](m) for m in (fever, node)] == [True, False]
+    monkeypatch.setattr(stage_module, "corpus_coverage_subsets", lambda corpus: None)
+    heldout = _eval_call(_pipeline(tmp_path / "heldout"), tmp_path, monkeypatch)["subsets"]
+    assert not set(heldout or {}) & {IN_KG, NOT_IN_KG}
 
 
 def test_demo_prints_base_and_bali_rows_and_their_pairing(

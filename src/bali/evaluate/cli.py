@@ -54,11 +54,15 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
     if (args.dictionary is None) == (args.kg is None):
         raise BadInputError("give exactly one of --dictionary FILE and --kg DIR")
-    subsets = None
+    subsets = {}
     if args.train_mentions:
         from bali.evaluate.seen import seen_subsets, training_gold
 
-        subsets = seen_subsets(training_gold(args.train_mentions, args.train_format))
+        subsets.update(seen_subsets(training_gold(args.train_mentions, args.train_format)))
+    if args.train_kg:
+        from bali.evaluate.seen import kg_coverage_subsets
+
+        subsets.update(kg_coverage_subsets(args.train_kg))
     result = evaluate_linking(
         args.model,
         args.dictionary or args.kg,
@@ -250,6 +254,12 @@ def _add_linking_sources(p: argparse.ArgumentParser) -> None:
         choices=("pubtator", "biosyn", "tsv"),
         default="pubtator",
         help="format of --train-mentions (default pubtator)",
+    )
+    p.add_argument(
+        "--train-kg",
+        metavar="DIR",
+        help="the KG artefact the model was aligned with: adds rows for mentions whose gold concept "
+        "has a node there (a cross-reference for every composite part) and for the rest",
     )
 
 

@@ -7,6 +7,11 @@ normalised string is a gold mention of the training corpus (seen) and the rest (
 unseen ones by whether their gold concept is a gold concept of the training corpus: a new string of
 a concept training taught is where an alignment should teach synonymy; a concept training never
 named can only gain through what transfers (benchmarks/budget.md, the concept split of rule 19).
+
+``--train-kg KG`` (and `bali run` whenever it evaluates against a separate dictionary) splits the
+rows by whether the gold concept has a node in the training KG: the alignment trains only mentions
+of concepts the KG has, so a loss on the others is the KG's coverage, not the method's (the
+coverage diagnostic in benchmarks/budget.md).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from pathlib import Path
 from bali.corpus.linker import normalise_name
 from bali.evaluate.linking import load_mentions
 from bali.evaluate.mentions import Mention
+from bali.kg.graph import KnowledgeGraph
 
 SEEN, UNSEEN = "seen in training", "unseen in training"
+IN_KG, NOT_IN_KG = "concept in training KG", "concept not in training KG"
 UNSEEN_TAUGHT, UNSEEN_UNTAUGHT = "unseen, concept in training", "unseen, concept not in training"
 
 
@@ -63,3 +70,19 @@ def seen_subsets(gold: TrainingGold) -> dict[str, Callable[[Mention], bool]]:
         UNSEEN_TAUGHT: lambda mention: unseen(mention) and gold.taught(mention.gold),
         UNSEEN_UNTAUGHT: lambda mention: unseen(mention) and not gold.taught(mention.gold),
     }
+
+
+def kg_covers(kg_dir: str | Path) -> Callable[[Iterable[Iterable[str]]], bool]:
+    """Whether one gold alternative has, for every composite part, a node carrying it as a cross-reference."""
+    kg = KnowledgeGraph.load(kg_dir)
+
+    def covers(gold: Iterable[Iterable[str]]) -> bool:
+        return any(all(kg.lookup_xref(part) for part in alternative) for alternative in gold)
+
+    return covers
+
+
+def kg_coverage_subsets(kg_dir: str | Path) -> dict[str, Callable[[Mention], bool]]:
+    """Row filters for ``evaluate_linking(subsets=...)``: gold concept with and without a KG node."""
+    covers = kg_covers(kg_dir)
+    return {IN_KG: lambda mention: covers(mention.gold), NOT_IN_KG: lambda mention: not covers(mention.gold)}
