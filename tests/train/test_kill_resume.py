@@ -98,16 +98,31 @@ def _final_weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "final" / "model.safetensors"))
 
 
+# The stop-signal runs: long enough that the signal, sent once two steps are logged, always lands
+# mid-run (with 6 steps a loaded machine could finish the run between the check and the signal).
+STOP_STEPS = 40
+STOP_RUN = ["--set", f"train.max_steps={STOP_STEPS}", "--set", "train.save_every=100"]
+
+
+def _uninterrupted(factory: pytest.TempPathFactory, data: Path, model: str, *extra: str) -> Path:
+    run = factory.mktemp("kill") / "uninterrupted"
+    done = subprocess.run(_command(data, model, run, *extra), capture_output=True, text=True, env=_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    return run
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(
     tmp_path_factory: pytest.TempPathFactory, tiny_dataset_dir: Path, tiny_bert_dir: str
 ) -> Path:
-    run = tmp_path_factory.mktemp("kill") / "uninterrupted"
-    done = subprocess.run(
-        _command(tiny_dataset_dir, tiny_bert_dir, run), capture_output=True, text=True, env=_env()
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return run
+    return _uninterrupted(tmp_path_factory, tiny_dataset_dir, tiny_bert_dir)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_long(
+    tmp_path_factory: pytest.TempPathFactory, tiny_dataset_dir: Path, tiny_bert_dir: str
+) -> Path:
+    return _uninterrupted(tmp_path_factory, tiny_dataset_dir, tiny_bert_dir, *STOP_RUN)
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
@@ -150,14 +165,14 @@ STOPS = {
 
 @pytest.mark.parametrize("stop", list(STOPS))
 def test_a_stop_signal_saves_the_step_it_stopped_at(
-    stop: str, uninterrupted: Path, tmp_path: Path, tiny_dataset_dir: Path, tiny_bert_dir: str
+    stop: str, uninterrupted_long: Path, tmp_path: Path, tiny_dataset_dir: Path, tiny_bert_dir: str
 ) -> None:
     """A stop signal mid-run: the run saves the step it was on, exits 128 + signal, and `--resume`
     ends with the uninterrupted weights. Checkpoints are set 100 steps apart, so the one on disk can
     only come from the stop."""
     signum, target, extra = STOPS[stop]
     run = tmp_path / "run"
-    command = _command(tiny_dataset_dir, tiny_bert_dir, run, "--set", "train.save_every=100", *extra)
+    command = _command(tiny_dataset_dir, tiny_bert_dir, run, *STOP_RUN, *extra)
     proc = subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
@@ -174,13 +189,16 @@ def test_a_stop_signal_saves_the_step_it_stopped_at(
     _, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 128 + signum, stderr[-2000:]
     assert f"stopped by {signal.Signals(signum).name}" in stderr and "--resume" in stderr
-    assert 2 <= _the_stop_checkpoint(run) < 6
+    assert 2 <= _the_stop_checkpoint(run) < STOP_STEPS
     assert not (run / "final").exists()
     resumed = subprocess.run(
-        _command(tiny_dataset_dir, tiny_bert_dir, run, "--resume"), capture_output=True, text=True, env=_env()
+        _command(tiny_dataset_dir, tiny_bert_dir, run, *STOP_RUN, "--resume"),
+        capture_output=True,
+        text=True,
+        env=_env(),
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    expected, got = _final_weights(uninterrupted), _final_weights(run)
+    expected, got = _final_weights(uninterrupted_long), _final_weights(run)
     assert all(torch.equal(expected[k], got[k]) for k in expected), "weights differ after a stop signal"
 
 
