@@ -83,8 +83,8 @@ def kg_subsets(predictions: list[dict], kg_dir: Path, taught: np.ndarray | None)
     if taught is not None:
         subsets.update(
             {
-                f"{NOT_IN_KG}, concept in training": ~in_kg & taught,
-                f"{NOT_IN_KG}, not in training": ~in_kg & ~taught,
+                f"{NOT_IN_KG}, named in training": ~in_kg & taught,
+                f"{NOT_IN_KG}, not named": ~in_kg & ~taught,
             }
         )
     return subsets
@@ -129,7 +129,7 @@ def main() -> None:
     for name, rows in subsets.items():
         won, lost = won_lost(hit[rows], base[rows])
         print(
-            f"{name:<33} n {int(rows.sum()):>5}  Acc@1 {100 * base[rows].mean():.1f} -> {100 * hit[rows].mean():.1f}"
+            f"{name:<46} n {int(rows.sum()):>5}  Acc@1 {100 * base[rows].mean():.1f} -> {100 * hit[rows].mean():.1f}"
             f"  won {won} lost {lost}  McNemar p {mcnemar_exact_p(won, lost):.3g}"
         )
 
