@@ -2,7 +2,8 @@
 
 The real-text benchmark's KG (DOID + HPO through MeSH cross-references) has a node for only part of
 the concepts the evaluation dictionary (MEDIC) lists, so the alignment trains on the mentions of
-those concepts only (benchmarks/budget.md, rule 24). This script writes the KG as the two files of
+those concepts only (benchmarks/budget.md, rule 24: adding the missing ones did not help
+alignment alone). This script writes the KG as the two files of
 `bali kg build --tsv` (bali.kg.tsv) and appends every dictionary concept that no node carries as a
 cross-reference: one isolated node with the dictionary's names, its id and alternative ids as
 cross-references. Existing nodes, names, cross-references, definitions and edges are copied unchanged; edges are

@@ -20,7 +20,7 @@ or does it reach others?
 
 With ``--kg KG`` (the training KG artefact) it splits by whether the gold concept has a node there
 (every part of one alternative carries a node's cross-reference): the alignment trains only the
-mentions of concepts the KG has, so a loss on the others is the KG's coverage, not the method's.
+mentions of concepts the KG has, so the rows say whether a change sits on them or on the rest.
 With ``--train-mentions`` as well, the concepts without a node are split by whether the training
 text names them (benchmarks/budget.md, the coverage diagnostic).
 """
@@ -77,8 +77,10 @@ def taught_mask(predictions: list[dict], gold: TrainingGold) -> np.ndarray:
 
 def kg_subsets(predictions: list[dict], kg_dir: Path, taught: np.ndarray | None) -> dict[str, np.ndarray]:
     """Concept with / without a node in the training KG, the latter split by ``taught`` when given."""
-    covers = kg_covers(kg_dir)
-    in_kg = np.array([covers(alt.split("+") for alt in p["gold"].split("|")) for p in predictions])
+    # The gold field is "|"-joined alternatives of "+"-joined composite parts (bali eval linking).
+    golds = [[alt.split("+") for alt in p["gold"].split("|")] for p in predictions]
+    covers = kg_covers(kg_dir, {part for gold in golds for alt in gold for part in alt})
+    in_kg = np.array([covers(gold) for gold in golds])
     subsets = {IN_KG: in_kg, NOT_IN_KG: ~in_kg}
     if taught is not None:
         subsets.update(

@@ -17,8 +17,10 @@ def write_literal_kg(
     names: Mapping[int, Sequence[str]],
     edges: Sequence[tuple[int, int, int]],
     relations: Sequence[Relation],
+    xrefs: Mapping[int, Sequence[str]] | None = None,
 ) -> Path:
-    """Node ``i`` is ``C{i}``, its first name preferred; ``edges`` are (src, dst, relation) rows."""
+    """Node ``i`` is ``C{i}``, its first name preferred; ``edges`` are (src, dst, relation) rows;
+    ``xrefs`` gives nodes cross-references (e.g. ``MSH:D012640``) besides their own id."""
     concepts = pa.table(
         {"source_id": [f"C{i}" for i in names], "preferred_name": [n[0] for n in names.values()]}
     )
@@ -33,6 +35,18 @@ def write_literal_kg(
             names=all_names,
             edges=(src, dst, rel),
             relations=list(relations),
+            xrefs=_xref_table(xrefs or {}),
         )
         write_json_atomic(tmp / "manifest.json", make_manifest("kg", {}, {}, counts))
     return out
+
+
+def _xref_table(xrefs: Mapping[int, Sequence[str]]) -> pa.Table:
+    rows = [(key, node) for node, keys in xrefs.items() for key in keys]
+    return pa.table(
+        {
+            "key": pa.array([key for key, _ in rows], pa.string()),
+            "node_id": pa.array([node for _, node in rows], pa.int32()),
+            "preferred": pa.array([False] * len(rows), pa.bool_()),
+        }
+    )

@@ -214,19 +214,22 @@ def test_eval_against_a_separate_dictionary_splits_rows_by_the_kgs_coverage(
     from bali.evaluate.seen import IN_KG, NOT_IN_KG
 
     mentions, medic = tmp_path / "dev.PubTator.txt", tmp_path / "medic.txt"
-    mentions.write_text("1|t|Fever.\n1|a|x\n1\t0\t5\tFever\tDisease\tD005334\n\n")
-    medic.write_text("D005334||Fever\n")
+    mentions.write_text(
+        "1|t|Fever, fits.\n1|a|x\n1\t0\t5\tFever\tDisease\tD005334\n1\t7\t11\tfits\tDisease\tD012640\n\n"
+    )
+    medic.write_text("D005334||Fever\nD012640||Seizures|fits\n")
     p = _pipeline(
         tmp_path,
         "eval.linking_format=pubtator",
         f"eval.linking_mentions={mentions}",
         f"eval.linking_dictionary={medic}",
     )
-    write_literal_kg(p.kg_dir, {0: ["fever"], 1: ["seizure"]}, [(0, 1, 0)], [Relation("is_a")])
+    kg = {0: ["pyrexia"], 1: ["seizure"]}
+    write_literal_kg(p.kg_dir, kg, [(0, 1, 0)], [Relation("is_a")], xrefs={1: ["MSH:D012640"]})
     subsets = _eval_call(p, tmp_path, monkeypatch)["subsets"]
     assert set(subsets) == {IN_KG, NOT_IN_KG}
     fever = Mention("d", 0, 5, "fever", "Disease", (("MESH:D005334",),), False, "t", 1)
-    node = dataclasses.replace(fever, gold=(("MESH:D005334",), ("C1",)))  # one alternative has a node
+    node = dataclasses.replace(fever, gold=(("MESH:D005334",), ("MESH:D012640",)))  # a node for one
     assert [subsets[IN_KG](m) for m in (fever, node)] == [False, True]
     assert [subsets[NOT_IN_KG](m) for m in (fever, node)] == [True, False]
     monkeypatch.setattr(stage_module, "corpus_coverage_subsets", lambda corpus: None)

@@ -59,14 +59,15 @@ def _linking(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         from bali.evaluate.seen import seen_subsets, training_gold
 
         subsets.update(seen_subsets(training_gold(args.train_mentions, args.train_format)))
+    sets = mention_sets_from_args(args)
     if args.train_kg:
         from bali.evaluate.seen import kg_coverage_subsets
 
-        subsets.update(kg_coverage_subsets(args.train_kg))
+        subsets.update(kg_coverage_subsets(args.train_kg, sets))
     result = evaluate_linking(
         args.model,
         args.dictionary or args.kg,
-        mention_sets_from_args(args),
+        sets,
         args.pooling,
         args.out,
         abbreviations=args.abbreviations,

@@ -100,12 +100,14 @@ def run_eval(p: PipelineLayout, fresh: bool) -> dict[str, Any]:
         from bali.evaluate.seen import seen_subsets, training_gold
 
         subsets = {**(subsets or {}), **seen_subsets(training_gold(ev.linking_train_mentions))}
-    if dictionary != str(p.kg_dir):  # a separate vocabulary: how much of it the aligned KG covers
-        from bali.evaluate.seen import kg_coverage_subsets
-
-        subsets = {**(subsets or {}), **kg_coverage_subsets(p.kg_dir)}
     if mentions is None:
         raise BadInputError("eval.linking_mentions is required unless eval.linking_format is 'heldout'")
+    if dictionary != str(p.kg_dir):  # a separate vocabulary: how much of it the aligned KG covers
+        from bali.evaluate.linking import as_mention_sets
+        from bali.evaluate.seen import kg_coverage_subsets
+
+        sets = as_mention_sets(mentions, ev.linking_format, ev.entity_types)
+        subsets = {**(subsets or {}), **kg_coverage_subsets(p.kg_dir, sets)}
     results = evaluate_linking(
         models=models,
         model_labels=labels,
