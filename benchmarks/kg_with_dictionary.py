@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from bali.evaluate.dictionary import load_dictionary
+from bali.evaluate.seen import kg_covers
 from bali.kg.graph import XREFS, KnowledgeGraph
 
 # Relations the TSV reader derives from their inverse: writing them too would double each edge.
@@ -36,8 +37,8 @@ def _clean(text: str) -> str:
     return " ".join(text.replace("|", " ").split())
 
 
-def kg_rows(kg: KnowledgeGraph) -> tuple[list[str], list[str], set[str]]:
-    """Concept lines, edge lines and every cross-reference key the KG carries."""
+def kg_rows(kg: KnowledgeGraph) -> tuple[list[str], list[str]]:
+    """Concept lines and edge lines."""
     xrefs = pq.read_table(kg.directory / XREFS)
     keys_of: dict[int, list[str]] = defaultdict(list)
     for key, node in zip(xrefs.column("key").to_pylist(), xrefs.column("node_id").to_pylist(), strict=True):
@@ -54,19 +55,21 @@ def kg_rows(kg: KnowledgeGraph) -> tuple[list[str], list[str], set[str]]:
             name = kg.relation_names[relation]
             if name not in DERIVED and other != node:
                 edges.append("\t".join([source_id, name, kg.source_ids[other]]))
-    return concepts, edges, set(xrefs.column("key").to_pylist())
+    return concepts, edges
 
 
-def dictionary_rows(path: Path, covered: set[str]) -> list[str]:
-    """One concept line per dictionary concept none of whose ids the KG carries."""
+def dictionary_rows(path: Path, kg_dir: Path) -> list[str]:
+    """One concept line per dictionary concept none of whose ids a KG node carries."""
     dictionary = load_dictionary(path)
+    # Each of a concept's ids is an alternative: one carried by a node covers the concept.
+    covers = kg_covers(kg_dir, {i for ids in dictionary.concept_ids for i in ids})
     names_of: dict[int, list[str]] = defaultdict(list)
     for s, string in enumerate(dictionary.strings):
         for concept in dictionary.concepts_of_string(s).tolist():
             names_of[concept].append(_clean(string))
     rows = []
     for concept, ids in enumerate(dictionary.concept_ids):
-        if any(i in covered for i in ids) or not names_of[concept]:
+        if covers([i] for i in ids) or not names_of[concept]:
             continue
         names = list(dict.fromkeys(names_of[concept]))
         rows.append("\t".join([ids[0], names[0], "|".join(names[1:]), "|".join(ids[1:]), ""]))
@@ -83,8 +86,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="directory for concepts.tsv and edges.tsv")
     args = parser.parse_args()
-    concepts, edges, covered = kg_rows(KnowledgeGraph.load(args.kg))
-    added = dictionary_rows(args.dictionary, covered) if args.dictionary else []
+    concepts, edges = kg_rows(KnowledgeGraph.load(args.kg))
+    added = dictionary_rows(args.dictionary, args.kg) if args.dictionary else []
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "concepts.tsv").write_text("\n".join(concepts + added) + "\n", encoding="utf-8")
     (args.out / "edges.tsv").write_text("\n".join(edges) + "\n", encoding="utf-8")

@@ -52,6 +52,12 @@ def read_predictions(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
+def gold_alternatives(predictions: list[dict]) -> list[list[list[str]]]:
+    """Each prediction's gold: alternatives of composite parts."""
+    # The gold field is "|"-joined alternatives of "+"-joined composite parts (bali eval linking).
+    return [[alt.split("+") for alt in p["gold"].split("|")] for p in predictions]
+
+
 def training_subsets(predictions: list[dict], gold: TrainingGold) -> dict[str, np.ndarray]:
     """Seen / unseen strings, unseen split by concept (the rows of `bali eval linking --train-mentions`).
 
@@ -71,14 +77,12 @@ def training_subsets(predictions: list[dict], gold: TrainingGold) -> dict[str, n
 
 def taught_mask(predictions: list[dict], gold: TrainingGold) -> np.ndarray:
     """Mentions whose gold concept (every part of one alternative) is a training gold concept."""
-    # The gold field is "|"-joined alternatives of "+"-joined composite parts (bali eval linking).
-    return np.array([gold.taught(alt.split("+") for alt in p["gold"].split("|")) for p in predictions])
+    return np.array([gold.taught(alternatives) for alternatives in gold_alternatives(predictions)])
 
 
 def kg_subsets(predictions: list[dict], kg_dir: Path, taught: np.ndarray | None) -> dict[str, np.ndarray]:
     """Concept with / without a node in the training KG, the latter split by ``taught`` when given."""
-    # The gold field is "|"-joined alternatives of "+"-joined composite parts (bali eval linking).
-    golds = [[alt.split("+") for alt in p["gold"].split("|")] for p in predictions]
+    golds = gold_alternatives(predictions)
     covers = kg_covers(kg_dir, {part for gold in golds for alt in gold for part in alt})
     in_kg = np.array([covers(gold) for gold in golds])
     subsets = {IN_KG: in_kg, NOT_IN_KG: ~in_kg}
