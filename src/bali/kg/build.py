@@ -20,6 +20,7 @@ from bali.artifacts import atomic_output_dir, make_manifest, write_json_atomic
 from bali.errors import BadInputError, ErrorBudget
 from bali.kg.builtin import load_builtin
 from bali.kg.config import KGConfig
+from bali.kg.dictionary_concepts import add_dictionary_concepts
 from bali.kg.graph import HELDOUT_FILES, HELDOUT_HEADER, KGPieces, dedupe_names, write_kg
 from bali.kg.obo import load_obo
 from bali.kg.tsv import load_tsv
@@ -161,6 +162,11 @@ def build_kg(
     budget = ErrorBudget(config.max_errors)
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         pieces, inputs = _load(config, budget)
+        if config.dictionary_concepts:
+            pieces = add_dictionary_concepts(
+                pieces, config.dictionary_concepts, config.dictionary_concepts_format
+            )
+            inputs["dictionary_concepts"] = config.dictionary_concepts
         counts, heldout_counts = _write_pieces(tmp, pieces, sizes, seed, config.keep_self_loops)
         counts["sources"] = _source_counts(pieces.concepts)
         counts["skipped_lines"] = dict(budget.counts)

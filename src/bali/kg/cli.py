@@ -56,6 +56,17 @@ def _add_build(kg_sub: argparse._SubParsersAction) -> None:
         metavar="SCOPES",
         help="OBO synonym scopes used as names (default EXACT,RELATED)",
     )
+    build.add_argument(
+        "--dictionary-concepts",
+        metavar="FILE",
+        help="add the concepts of this linking dictionary that no node carries, as isolated nodes",
+    )
+    build.add_argument(
+        "--dictionary-concepts-format",
+        choices=["medic", "tsv"],
+        default="medic",
+        help="medic: ID[|altID]||name|synonym (CTD MEDIC, BioSyn); tsv: ID<TAB>name",
+    )
     _add_holdout_options(build)
     add_json_flag(build)
     build.set_defaults(handler=_build)
@@ -127,6 +138,8 @@ def config_from_args(args: argparse.Namespace) -> KGConfig:
                 "holdout_synonyms": args.holdout_synonyms,
                 "holdout_dev_synonyms": args.holdout_dev_synonyms,
                 "holdout_seed": args.holdout_seed,
+                "dictionary_concepts": args.dictionary_concepts,
+                "dictionary_concepts_format": args.dictionary_concepts_format,
             }
         )
     except ValidationError as exc:

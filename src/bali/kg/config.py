@@ -18,7 +18,9 @@ class KGConfig(BaseModel):
     ``holdout_synonyms``/``holdout_dev_synonyms``/``holdout_seed``: withhold one synonym of that many
     concepts for the held-out-synonym linking evaluation, in two disjoint splits: test
     (``heldout_synonyms.tsv``, what results report) and dev (``heldout_synonyms.dev.tsv``, the only
-    one tuning may read).
+    one tuning may read). ``dictionary_concepts``: a linking dictionary (``dictionary_concepts_format``
+    ``medic``: ``ID[|altID]||name|synonym``; ``tsv``: ``ID<TAB>name``) whose concepts no node carries
+    as an id are added as isolated nodes with its names (:mod:`bali.kg.dictionary_concepts`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -46,3 +48,5 @@ class KGConfig(BaseModel):
     holdout_synonyms: int = Field(default=0, ge=0)
     holdout_dev_synonyms: int = Field(default=0, ge=0)
     holdout_seed: int = 0
+    dictionary_concepts: str | None = None
+    dictionary_concepts_format: Literal["medic", "tsv"] = "medic"

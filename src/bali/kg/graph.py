@@ -175,10 +175,10 @@ def write_kg(
     num_nodes = concepts.num_rows
     if num_nodes == 0:
         raise BadInputError("the knowledge graph is empty after filtering: no concepts left")
-    concepts = _with_list_columns(concepts)
+    concepts = with_list_columns(concepts)
     pq.write_table(concepts, out / CONCEPTS)
     names_indptr = _write_names(out, num_nodes, name_node_ids, names)
-    own = _xref_table(concepts.column("source_id").combine_chunks(), xrefs, xrefs_normalised)
+    own = xref_table(concepts.column("source_id").combine_chunks(), xrefs, xrefs_normalised)
     pq.write_table(own, out / XREFS, use_dictionary=False)
     if definitions is None:
         definitions = pa.table({"node_id": pa.array([], pa.int32()), "text": pa.array([], pa.string())})
@@ -199,7 +199,7 @@ def write_kg(
     }
 
 
-def _with_list_columns(concepts: pa.Table) -> pa.Table:
+def with_list_columns(concepts: pa.Table) -> pa.Table:
     """The concept table in contract column order, empty ``semantic_types``/``sources`` lists added."""
     for column in ("semantic_types", "sources"):
         if column not in concepts.column_names:
@@ -222,7 +222,7 @@ def _write_names(
     return names_indptr
 
 
-def _xref_table(own_keys: pa.Array, xrefs: pa.Table | None, xrefs_normalised: bool) -> pa.Table:
+def xref_table(own_keys: pa.Array, xrefs: pa.Table | None, xrefs_normalised: bool) -> pa.Table:
     """Each node's own source id (preferred), then the source's xrefs, with keys normalised."""
     num_nodes = len(own_keys)
     own = pa.table(

@@ -88,7 +88,14 @@ class Pipeline(PipelineLayout):
     def _kg_inputs(self) -> dict[str, Any]:
         """Fingerprints of the KG's source files, so editing an ontology rebuilds the graph."""
         kg = self.config.kg
-        paths = [*kg.obo_files, kg.umls_dir, kg.tsv_concepts, kg.tsv_edges, kg.restrict_to]
+        paths = [
+            *kg.obo_files,
+            kg.umls_dir,
+            kg.tsv_concepts,
+            kg.tsv_edges,
+            kg.restrict_to,
+            kg.dictionary_concepts,
+        ]
         return {"sources": {str(p): fingerprint(p) for p in paths if p}}
 
     def _read_stamp(self, stage: str) -> dict[str, Any] | None:
