@@ -80,6 +80,20 @@ def test_deleted_artefact_is_rebuilt(tmp_path: Path, fake_runners: list[str]) ->
     assert fake_runners == ["corpus", "data", "train", "eval"]
 
 
+def test_edited_dictionary_concepts_file_rebuilds_the_kg(tmp_path: Path, fake_runners: list[str]) -> None:
+    """The KG's inputs include ``kg.dictionary_concepts``: editing that file reruns every stage."""
+    dictionary = tmp_path / "medic.tsv"
+    dictionary.write_text("MESH:D000001||Fever\n", encoding="utf-8")
+    setting = f"kg.dictionary_concepts={dictionary}"
+    _pipeline(tmp_path, setting).run(progress=lambda _: None)
+    fake_runners.clear()
+    _pipeline(tmp_path, setting).run(progress=lambda _: None)
+    assert fake_runners == []
+    dictionary.write_text("MESH:D000001||Fever|Pyrexia\n", encoding="utf-8")
+    _pipeline(tmp_path, setting).run(progress=lambda _: None)
+    assert fake_runners == list(STAGES)
+
+
 def test_unknown_from_stage_is_bad_input(tmp_path: Path, fake_runners: list[str]) -> None:
     with pytest.raises(BadInputError, match="--from"):
         _pipeline(tmp_path).run(force_from="nope", progress=lambda _: None)
