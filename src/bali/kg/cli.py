@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from bali.cli import add_json_flag
 from bali.errors import BadInputError
+from bali.evaluate.dictionary import DICTIONARY_FORMATS
 from bali.kg.build import build_kg
 from bali.kg.config import KGConfig
 from bali.kg.graph import KnowledgeGraph
@@ -63,7 +64,7 @@ def _add_build(kg_sub: argparse._SubParsersAction) -> None:
     )
     build.add_argument(
         "--dictionary-concepts-format",
-        choices=["medic", "tsv"],
+        choices=DICTIONARY_FORMATS,
         default="medic",
         help="medic: ID[|altID]||name|synonym (CTD MEDIC, BioSyn); tsv: ID<TAB>name",
     )

@@ -45,10 +45,12 @@ def add_dictionary_concepts(pieces: KGPieces, path: str | Path, dictionary_forma
     """``pieces`` with one isolated node per uncovered concept of the dictionary at ``path``."""
     dictionary = load_dictionary(path, dictionary_format)
     added = uncovered_concepts(pieces, dictionary)
+    # Only the added concepts' (string, concept) pairs, in the dictionary's string order.
+    pair_string = np.repeat(np.arange(len(dictionary.strings)), np.diff(dictionary.string_indptr))
+    keep = np.isin(dictionary.string_concepts, added)
     names_of: dict[int, list[str]] = defaultdict(list)
-    for s, string in enumerate(dictionary.strings):
-        for concept in dictionary.concepts_of_string(s).tolist():
-            names_of[concept].append(string)
+    for s, concept in zip(pair_string[keep].tolist(), dictionary.string_concepts[keep].tolist(), strict=True):
+        names_of[concept].append(dictionary.strings[s])
     first = pieces.concepts.num_rows
     source = Path(path).stem
     new_concepts = pa.table(
