@@ -23,20 +23,21 @@ MEDIC = (
 )
 
 
-def _build(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict]:
+def _build(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict, str]:
+    """Exit status, the printed manifest (on success) and stderr of ``kg build`` on the fixture KG."""
     (tmp_path / "c.tsv").write_text(CONCEPTS, encoding="utf-8")
     (tmp_path / "e.tsv").write_text(EDGES, encoding="utf-8")
     args = ["kg", "build", "--tsv", str(tmp_path / "c.tsv"), str(tmp_path / "e.tsv")]
     code = main([*args, "--out", str(tmp_path / "kg"), "--json", *extra])
-    out = capsys.readouterr().out
-    return code, json.loads(out) if code == 0 else {}
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out) if code == 0 else {}, captured.err
 
 
 def test_only_uncovered_concepts_are_added_as_isolated_nodes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "medic.tsv").write_text(MEDIC, encoding="utf-8")
-    code, manifest = _build(tmp_path, capsys, "--dictionary-concepts", str(tmp_path / "medic.tsv"))
+    code, manifest, _ = _build(tmp_path, capsys, "--dictionary-concepts", str(tmp_path / "medic.tsv"))
     assert code == 0
     assert manifest["counts"]["source_details"]["dictionary_concepts_added"] == 1
     assert manifest["inputs"]["dictionary_concepts"]["path"] == str(tmp_path / "medic.tsv")
@@ -50,7 +51,7 @@ def test_only_uncovered_concepts_are_added_as_isolated_nodes(
 
 
 def test_without_the_option_nothing_is_added(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, manifest = _build(tmp_path, capsys)
+    code, manifest, _ = _build(tmp_path, capsys)
     assert code == 0 and "dictionary_concepts" not in manifest["inputs"]
     assert KnowledgeGraph.load(tmp_path / "kg").source_ids == ["DOID:1", "DOID:2"]
 
@@ -59,18 +60,7 @@ def test_a_bad_dictionary_line_names_file_and_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "medic.tsv").write_text(MEDIC + "MESH:D000001 Headache\n", encoding="utf-8")
-    (tmp_path / "c.tsv").write_text(CONCEPTS, encoding="utf-8")
-    (tmp_path / "e.tsv").write_text(EDGES, encoding="utf-8")
-    args = [
-        "kg",
-        "build",
-        "--tsv",
-        str(tmp_path / "c.tsv"),
-        str(tmp_path / "e.tsv"),
-        "--out",
-        str(tmp_path / "kg"),
-    ]
-    assert main([*args, "--dictionary-concepts", str(tmp_path / "medic.tsv")]) == 2
-    err = capsys.readouterr().err
+    code, _, err = _build(tmp_path, capsys, "--dictionary-concepts", str(tmp_path / "medic.tsv"))
+    assert code == 2
     assert "medic.tsv:4" in err and "||" in err
     assert not (tmp_path / "kg").exists()

@@ -9,6 +9,7 @@ from typing import Any
 from bali.cli import add_json_flag
 from bali.errors import BadInputError
 from bali.evaluate.config import NAME_MAX_LENGTH
+from bali.evaluate.dictionary import DICTIONARY_FORMAT_HELP, DICTIONARY_FORMATS
 
 
 def _per_set(values: list[str] | None, count: int, flag: str) -> list[str | None]:
@@ -219,9 +220,9 @@ def _add_linking_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dictionary", help="dictionary file: see --dictionary-format")
     p.add_argument(
         "--dictionary-format",
-        choices=("medic", "tsv"),
+        choices=DICTIONARY_FORMATS,
         default="medic",
-        help="medic: ID[|altID]||name|synonym|... lines (MEDIC, BioSyn); tsv: ID<TAB>name lines (CSV quoting ok)",
+        help=DICTIONARY_FORMAT_HELP,
     )
     p.add_argument("--kg", help="KG artefact directory as the dictionary (all names of every node)")
     p.add_argument(

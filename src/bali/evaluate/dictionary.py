@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -183,7 +184,11 @@ def load_dictionary_tsv(path: str | Path) -> Dictionary:
     return build_dictionary(str(path), concept_ids, names, name_concepts)
 
 
-DICTIONARY_FORMATS = ("medic", "tsv")
+DictionaryFormat = Literal["medic", "tsv"]
+DICTIONARY_FORMATS: tuple[str, ...] = get_args(DictionaryFormat)
+DICTIONARY_FORMAT_HELP = (
+    "medic: ID[|altID]||name|synonym|... lines (MEDIC, BioSyn); tsv: ID<TAB>name lines (CSV quoting ok)"
+)
 
 
 def load_dictionary(path: str | Path, dictionary_format: str = "medic") -> Dictionary:

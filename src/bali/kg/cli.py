@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from bali.cli import add_json_flag
 from bali.errors import BadInputError
-from bali.evaluate.dictionary import DICTIONARY_FORMATS
+from bali.evaluate.dictionary import DICTIONARY_FORMAT_HELP, DICTIONARY_FORMATS
 from bali.kg.build import build_kg
 from bali.kg.config import KGConfig
 from bali.kg.graph import KnowledgeGraph
@@ -66,7 +66,7 @@ def _add_build(kg_sub: argparse._SubParsersAction) -> None:
         "--dictionary-concepts-format",
         choices=DICTIONARY_FORMATS,
         default="medic",
-        help="medic: ID[|altID]||name|synonym (CTD MEDIC, BioSyn); tsv: ID<TAB>name",
+        help=DICTIONARY_FORMAT_HELP,
     )
     _add_holdout_options(build)
     add_json_flag(build)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bali.evaluate.dictionary import DictionaryFormat
+
 
 class KGConfig(BaseModel):
     """Which source the KG is built from and how it is filtered.
@@ -49,4 +51,4 @@ class KGConfig(BaseModel):
     holdout_dev_synonyms: int = Field(default=0, ge=0)
     holdout_seed: int = 0
     dictionary_concepts: str | None = None
-    dictionary_concepts_format: Literal["medic", "tsv"] = "medic"
+    dictionary_concepts_format: DictionaryFormat = "medic"
